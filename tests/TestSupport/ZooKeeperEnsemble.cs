@@ -44,7 +44,7 @@ public sealed class ZooKeeperEnsemble : IAsyncDisposable
                 await member.LaunchAsync(cancellationToken);
             }
 
-            await Task.WhenAll(members.Select(m => m.WaitUntilServingAsync(standalone: false, cancellationToken)));
+            await Task.WhenAll(members.Select(m => m.WaitUntilServingAsync(cancellationToken)));
             return ensemble;
         }
         catch

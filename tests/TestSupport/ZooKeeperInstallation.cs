@@ -28,14 +28,16 @@ public static class ZooKeeperInstallation
             : "java";
 
     /// <summary>Returns the class path, or fails (CI) / skips (local) the calling test with install instructions.</summary>
-    public static string Require()
+    public static string Require() => Require(ClassPath, IsCi);
+
+    internal static string Require(string? classPath, bool isCi)
     {
-        if (ClassPath is { } classPath)
+        if (classPath is not null)
         {
             return classPath;
         }
 
-        if (IsCi)
+        if (isCi)
         {
             throw new InvalidOperationException(InstallHint);
         }
@@ -44,9 +46,10 @@ public static class ZooKeeperInstallation
         return null!; // unreachable: Assert.Skip throws
     }
 
-    private static string? FindClassPath()
+    private static string? FindClassPath() => FindClassPath(Environment.GetEnvironmentVariable("ZOOKEEPER_JAVA_DIR") ?? "/usr/share/java");
+
+    internal static string? FindClassPath(string javaDir)
     {
-        var javaDir = Environment.GetEnvironmentVariable("ZOOKEEPER_JAVA_DIR") ?? "/usr/share/java";
         var serverJar = Path.Combine(javaDir, "zookeeper.jar");
         if (!File.Exists(serverJar))
         {

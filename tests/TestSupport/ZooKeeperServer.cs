@@ -80,7 +80,7 @@ public sealed class ZooKeeperServer : IAsyncDisposable
 
     public bool IsRunning => ProcessId != 0 && _wrapper is { HasExited: false };
 
-    /// <summary>Starts a standalone server on a free loopback port and waits until it answers <c>ruok</c>.</summary>
+    /// <summary>Starts a standalone server on a free loopback port and waits until it answers <c>ruok</c> and serves requests.</summary>
     public static async Task<ZooKeeperServer> StartAsync(ZooKeeperServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ZooKeeperServerOptions();
@@ -93,7 +93,7 @@ public sealed class ZooKeeperServer : IAsyncDisposable
             try
             {
                 await server.LaunchAsync(cancellationToken);
-                await server.WaitUntilServingAsync(standalone: true, cancellationToken);
+                await server.WaitUntilServingAsync(cancellationToken);
                 return server;
             }
             catch (PortTakenException e)
@@ -197,7 +197,7 @@ public sealed class ZooKeeperServer : IAsyncDisposable
             try
             {
                 await LaunchAsync(cancellationToken);
-                await WaitUntilServingAsync(standalone: MemberId is null, cancellationToken);
+                await WaitUntilServingAsync(cancellationToken);
                 return;
             }
             catch (PortTakenException) when (attempt < 10)
@@ -301,7 +301,7 @@ public sealed class ZooKeeperServer : IAsyncDisposable
         s_live[this] = 0;
     }
 
-    internal async Task WaitUntilServingAsync(bool standalone, CancellationToken cancellationToken)
+    internal async Task WaitUntilServingAsync(CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < _options.StartTimeout)
@@ -319,7 +319,9 @@ public sealed class ZooKeeperServer : IAsyncDisposable
                 throw new InvalidOperationException($"ZooKeeper on port {ClientPort} exited during start-up. Log:\n{log}");
             }
 
-            if (standalone ? await FourLetterWords.IsOkAsync(ClientPort, cancellationToken) : await IsServingAsync(cancellationToken))
+            // `ruok` answers imok as soon as the process listens, before it serves requests (srvr then says
+            // "not currently serving"), so readiness needs both.
+            if (await FourLetterWords.IsOkAsync(ClientPort, cancellationToken) && await IsServingAsync(cancellationToken))
             {
                 return;
             }
