@@ -215,8 +215,8 @@ public sealed class OperationTests(ServerFixture fixture) : IClassFixture<Server
 
         Assert.Equal(root, await zk.CreateAsync(root, Bytes.Of(""), CreateMode.Container, cancellationToken: Ct));
         await zk.CreateAsync(root + "/child", Bytes.Of(""), cancellationToken: Ct);
+        await zk.ExistsAsync(root, recorder.Watcher, Ct); // armed first: the server may reclaim it right after the delete
         await zk.DeleteAsync(root + "/child", cancellationToken: Ct);
-        await zk.ExistsAsync(root, recorder.Watcher, Ct);
 
         // Only a real container is reclaimed (checkIntervalMs = 300 in the fixture); a plain node would stay forever.
         Assert.Equal(new WatchedEvent(WatchedEventType.NodeDeleted, ZooKeeperState.Connected, root), await recorder.NextAsync());
