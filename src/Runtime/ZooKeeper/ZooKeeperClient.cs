@@ -142,8 +142,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         ValidateCreatePath(path, mode);
         var body = ZooKeeperRequests.CreateBody(ToServerPath(path), data.Span, acl ?? ZooKeeperAcl.OpenUnsafe, mode);
         var reply = await SendAsync(OpCode.Create, body, path, null, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        return ToClientPath(ZooKeeperRequests.ReadPath(ref reader));
+        return ToClientPath(Decode(reply, path, ZooKeeperRequests.ReadPath));
     }
 
     /// <summary>Creates a node (create2) and returns its actual path and its Stat.</summary>
@@ -155,9 +154,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         // Containers exist only through op 19; op 1/15 with the container flag silently makes a plain node.
         var op = mode == CreateMode.Container ? OpCode.CreateContainer : OpCode.Create2;
         var reply = await SendAsync(op, body, path, null, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        var created = ToClientPath(ZooKeeperRequests.ReadPath(ref reader));
-        return new CreatedNode(created, reader.ReadStat());
+        return Decode(reply, path, (ref JuteReader reader) => new CreatedNode(ToClientPath(ZooKeeperRequests.ReadPath(ref reader)), reader.ReadStat()));
     }
 
     /// <summary>Deletes a node if its version matches (-1: any version).</summary>
@@ -175,13 +172,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         var body = ZooKeeperRequests.PathAndWatchBody(serverPath, watcher is not null);
         var watch = watcher is null ? null : new WatchRegistration(WatchKind.Exist, serverPath, watcher);
         var reply = await SendAsync(OpCode.Exists, body, path, watch, cancellationToken, tolerate: ZooKeeperErrorCode.NoNode).ConfigureAwait(false);
-        if (reply.Error == ZooKeeperErrorCode.NoNode)
-        {
-            return null;
-        }
-
-        var reader = new JuteReader(reply.Body);
-        return reader.ReadStat();
+        return reply.Error == ZooKeeperErrorCode.NoNode ? null : Decode(reply, path, static (ref JuteReader reader) => reader.ReadStat());
     }
 
     /// <summary>The node's data and Stat. A <paramref name="watcher"/> fires once on change or deletion.</summary>
@@ -193,9 +184,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         var body = ZooKeeperRequests.PathAndWatchBody(serverPath, watcher is not null);
         var watch = watcher is null ? null : new WatchRegistration(WatchKind.Data, serverPath, watcher);
         var reply = await SendAsync(OpCode.GetData, body, path, watch, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        var data = reader.ReadBuffer() ?? [];
-        return new NodeData(data, reader.ReadStat());
+        return Decode(reply, path, static (ref JuteReader reader) => new NodeData(reader.ReadBuffer() ?? [], reader.ReadStat()));
     }
 
     /// <summary>Replaces the node's data if its version matches (-1: any version) and returns the new Stat.</summary>
@@ -203,8 +192,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
     {
         ZooKeeperPaths.Validate(path);
         var reply = await SendAsync(OpCode.SetData, ZooKeeperRequests.SetDataBody(ToServerPath(path), data.Span, version), path, null, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        return reader.ReadStat();
+        return Decode(reply, path, static (ref JuteReader reader) => reader.ReadStat());
     }
 
     /// <summary>The node's children (bare names, sorted ordinally). A <paramref name="watcher"/> fires once when a child is added or removed, or the node is deleted.</summary>
@@ -240,7 +228,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         }
 
         var reply = await SendAsync(OpCode.Multi, ZooKeeperRequests.MultiBody(operations, ToServerPath), null, null, cancellationToken).ConfigureAwait(false);
-        var results = ZooKeeperRequests.ReadMultiResults(reply.Body, ToClientPath);
+        var results = Decode(reply, null, (ref JuteReader reader) => ZooKeeperRequests.ReadMultiResults(ref reader, ToClientPath));
         for (var i = 0; i < results.Count; i++)
         {
             if (results[i] is OpResult.Error { Code: not ZooKeeperErrorCode.Ok } failure)
@@ -264,9 +252,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
     {
         ZooKeeperPaths.Validate(path);
         var reply = await SendAsync(OpCode.GetAcl, ZooKeeperRequests.PathBody(ToServerPath(path)), path, null, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        var acl = reader.ReadAcls();
-        return (acl, reader.ReadStat());
+        return Decode(reply, path, static (ref JuteReader reader) => ((IReadOnlyList<ZooKeeperAcl>)reader.ReadAcls(), reader.ReadStat()));
     }
 
     /// <summary>Adds credentials to this session's connection, and to every future connection of it.</summary>
@@ -333,11 +319,12 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         var body = ZooKeeperRequests.PathAndWatchBody(serverPath, watcher is not null);
         var watch = watcher is null ? null : new WatchRegistration(WatchKind.Child, serverPath, watcher);
         var reply = await SendAsync(withStat ? OpCode.GetChildren2 : OpCode.GetChildren, body, path, watch, cancellationToken).ConfigureAwait(false);
-        var reader = new JuteReader(reply.Body);
-        var children = reader.ReadStrings();
-        children.Sort(StringComparer.Ordinal);
-        var stat = withStat ? reader.ReadStat() : null!;
-        return new ChildrenWithStat(children, stat);
+        return Decode(reply, path, (ref JuteReader reader) =>
+        {
+            var children = reader.ReadStrings();
+            children.Sort(StringComparer.Ordinal);
+            return new ChildrenWithStat(children, withStat ? reader.ReadStat() : null!);
+        });
     }
 
     private async Task<Reply> SendAsync(OpCode op, byte[] body, string? path, WatchRegistration? watch, CancellationToken cancellationToken,
@@ -370,6 +357,26 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
         }
 
         return reply;
+    }
+
+    private delegate T BodyParser<T>(ref JuteReader reader);
+
+    /// <summary>
+    /// Decodes a reply body. A body that does not decode means the server (or the stream) broke the protocol: the connection
+    /// is dropped, as for any other corruption, and the caller gets <see cref="ConnectionLossException"/>, never a parsing error.
+    /// </summary>
+    private T Decode<T>(Reply reply, string? path, BodyParser<T> parse)
+    {
+        try
+        {
+            var reader = new JuteReader(reply.Body);
+            return parse(ref reader);
+        }
+        catch (ZooKeeperProtocolException e)
+        {
+            _connection?.Abort(ZooKeeperErrorCode.ConnectionLoss);
+            throw new ConnectionLossException(path, $"ZooKeeper sent a malformed reply{(path is null ? "" : $" for '{path}'")} ({e.Message}); the connection was dropped.", e);
+        }
     }
 
     private void ThrowIfTerminal(string? path)

@@ -155,6 +155,11 @@ internal static class ZooKeeperRequests
     public static List<OpResult> ReadMultiResults(ReadOnlySpan<byte> body, Func<string, string> toClientPath)
     {
         var reader = new JuteReader(body);
+        return ReadMultiResults(ref reader, toClientPath);
+    }
+
+    public static List<OpResult> ReadMultiResults(ref JuteReader reader, Func<string, string> toClientPath)
+    {
         var results = new List<OpResult>();
         while (true)
         {
