@@ -72,6 +72,12 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
             _auths.Add(("digest", Encoding.UTF8.GetBytes(digest)));
         }
 
+        if (options.ExistingSession is var (id, password))
+        {
+            _sessionId = id;
+            _sessionPassword = password;
+        }
+
         _eventLoop = Task.Run(RunEventLoopAsync);
         _connectionLoop = Task.Run(RunConnectionLoopAsync);
     }
@@ -91,6 +97,8 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
 
     /// <summary>The chroot every path is relative to, or null.</summary>
     public string? Chroot => _chroot;
+
+    internal byte[] SessionPassword => _sessionPassword;
 
     /// <summary>The highest transaction id seen in any reply.</summary>
     public long LastZxid => Interlocked.Read(ref _lastZxid);

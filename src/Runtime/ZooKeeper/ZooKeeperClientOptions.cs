@@ -26,4 +26,7 @@ public sealed record ZooKeeperClientOptions
     public ILoggerFactory? LoggerFactory { get; init; }
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Attach to an existing session instead of creating one (tests use it to end a session on demand).</summary>
+    internal (long Id, byte[] Password)? ExistingSession { get; init; }
 }
