@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShardedJobs.ZooKeeper;
@@ -39,7 +38,7 @@ public sealed partial class ZooKeeperRegistry : IRegistry
     private readonly ZooKeeperClientOptions _clientOptions;
     private readonly IReadOnlyList<ZooKeeperAcl> _acl;
     private readonly KeptEphemerals _kept = new();
-    private readonly ConditionalWeakTable<Action<RegistryWatchEvent>, Action<WatchedEvent>> _watchers = [];
+    private readonly Dictionary<Action<RegistryWatchEvent>, Action<WatchedEvent>> _watchers = [];
     private readonly CancellationTokenSource _disposing = new();
     private readonly ILogger _logger;
     private volatile ZooKeeperClient _client = null!;
@@ -266,19 +265,49 @@ public sealed partial class ZooKeeperRegistry : IRegistry
 
     private void Raise(RegistrySessionEventKind kind, long sessionId) => SessionChanged?.Invoke(new RegistrySessionEvent(kind, sessionId));
 
-    private Action<WatchedEvent>? Wrap(Action<RegistryWatchEvent>? watcher) =>
-        watcher is null ? null : _watchers.GetValue(watcher, w => e =>
+    /// <summary>
+    /// One adapter per distinct watcher (delegate equality, as the embedded registry compares them), so registering the same
+    /// watcher through exists and get yields one event, as on ZooKeeper. An adapter is forgotten when it fires: watches are one-shot.
+    /// </summary>
+    private Action<WatchedEvent>? Wrap(Action<RegistryWatchEvent>? watcher)
+    {
+        if (watcher is null)
         {
-            var type = e.Type switch
+            return null;
+        }
+
+        lock (_watchers)
+        {
+            if (_watchers.TryGetValue(watcher, out var existing))
             {
-                WatchedEventType.NodeCreated => RegistryEventType.NodeCreated,
-                WatchedEventType.NodeDeleted => RegistryEventType.NodeDeleted,
-                WatchedEventType.NodeDataChanged => RegistryEventType.NodeDataChanged,
-                WatchedEventType.NodeChildrenChanged => RegistryEventType.NodeChildrenChanged,
-                _ => RegistryEventType.SessionEnded,
+                return existing;
+            }
+
+            Action<WatchedEvent> adapter = null!;
+            adapter = e =>
+            {
+                lock (_watchers)
+                {
+                    if (_watchers.TryGetValue(watcher, out var current) && ReferenceEquals(current, adapter))
+                    {
+                        _watchers.Remove(watcher);
+                    }
+                }
+
+                var type = e.Type switch
+                {
+                    WatchedEventType.NodeCreated => RegistryEventType.NodeCreated,
+                    WatchedEventType.NodeDeleted => RegistryEventType.NodeDeleted,
+                    WatchedEventType.NodeDataChanged => RegistryEventType.NodeDataChanged,
+                    WatchedEventType.NodeChildrenChanged => RegistryEventType.NodeChildrenChanged,
+                    _ => RegistryEventType.SessionEnded,
+                };
+                watcher(new RegistryWatchEvent(type, e.Path ?? "/"));
             };
-            w(new RegistryWatchEvent(type, e.Path ?? "/"));
-        });
+            _watchers[watcher] = adapter;
+            return adapter;
+        }
+    }
 
     private static async Task<T> Call<T>(string? path, Func<Task<T>> call)
     {

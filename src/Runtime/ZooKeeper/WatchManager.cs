@@ -12,8 +12,14 @@ internal enum WatchKind
 /// <summary>A watch to record once its request's reply is known (exists on a missing node still leaves a watch).</summary>
 internal sealed record WatchRegistration(WatchKind Kind, string ServerPath, Action<WatchedEvent> Watcher)
 {
+    /// <summary>
+    /// The table the watch belongs in, given the reply: exists on an existing node is a data watch (re-armed as such by
+    /// setWatches; filed as an exist watch, a reconnect would make the server fire a false NodeCreated), exists on a missing
+    /// node an exist watch, and failed getData/getChildren leave none.
+    /// </summary>
     public WatchKind? KindFor(ZooKeeperErrorCode reply) => (Kind, reply) switch
     {
+        (WatchKind.Exist, ZooKeeperErrorCode.Ok) => WatchKind.Data,
         (_, ZooKeeperErrorCode.Ok) => Kind,
         (WatchKind.Exist, ZooKeeperErrorCode.NoNode) => WatchKind.Exist,
         _ => null,

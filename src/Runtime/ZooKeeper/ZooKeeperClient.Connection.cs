@@ -163,7 +163,14 @@ public sealed partial class ZooKeeperClient
         {
             _abortCode = code;
             _aborted = true;
-            _stop.Cancel();
+            try
+            {
+                _stop.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The connection ended and was disposed while we decided to abort it: nothing left to stop.
+            }
         }
 
         public void Dispose()

@@ -1,0 +1,112 @@
+using ShardedJobs.Coordination;
+using ShardedJobs.TestSupport;
+using ShardedJobs.ZooKeeper;
+using Xunit;
+
+namespace ShardedJobs.Coordination.Tests;
+
+/// <summary>What the contract suite needs from a registry implementation: sessions on one shared store, and fault hooks.</summary>
+public interface IRegistryHarness : IAsyncLifetime
+{
+    /// <summary>The session timeout every registry of the harness runs with.</summary>
+    TimeSpan SessionTimeout { get; }
+
+    /// <summary>A new registry (its own session) on the harness's shared store.</summary>
+    Task<IRegistry> ConnectAsync();
+
+    /// <summary>Ends the registry's session from outside, as an expiry after a long partition would.</summary>
+    Task ExpireSessionAsync(IRegistry registry);
+
+    /// <summary>Cuts the registry's connection for <paramref name="duration"/> (shorter than the session timeout), then restores it.</summary>
+    Task DropConnectionAsync(IRegistry registry, TimeSpan duration);
+}
+
+public sealed class InMemoryHarness : IRegistryHarness
+{
+    private readonly InMemoryRegistryServer _server = new(TimeProvider.System, TimeSpan.FromSeconds(2));
+
+    public TimeSpan SessionTimeout => _server.SessionTimeout;
+
+    public Task<IRegistry> ConnectAsync() => Task.FromResult<IRegistry>(_server.Connect());
+
+    public Task ExpireSessionAsync(IRegistry registry)
+    {
+        ((InMemoryRegistry)registry).ExpireSession();
+        return Task.CompletedTask;
+    }
+
+    public Task DropConnectionAsync(IRegistry registry, TimeSpan duration) => ((InMemoryRegistry)registry).DropConnectionAsync(duration);
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+public sealed class ZooKeeperHarness : IRegistryHarness
+{
+    private readonly Dictionary<IRegistry, TcpProxy> _proxies = [];
+    private ZooKeeperServer _server = null!;
+
+    public TimeSpan SessionTimeout => TimeSpan.FromSeconds(2);
+
+    public async ValueTask InitializeAsync() => _server = await ZooKeeperServer.StartAsync(new ZooKeeperServerOptions { TickTimeMs = 200 });
+
+    public async Task<IRegistry> ConnectAsync()
+    {
+        // Each registry talks through its own proxy, so a test can cut one registry's connection and no other's.
+        var proxy = new TcpProxy(_server.ClientPort);
+        var registry = await ZooKeeperRegistry.ConnectAsync(new ZooKeeperRegistryOptions
+        {
+            ConnectionString = proxy.ConnectionString,
+            Namespace = "contract",
+            SessionTimeout = SessionTimeout,
+            ConnectionTimeout = TimeSpan.FromSeconds(15),
+        });
+        lock (_proxies)
+        {
+            _proxies[registry] = proxy;
+        }
+
+        return registry;
+    }
+
+    /// <summary>Attaches a second connection to the session and closes it: the server ends the session and kicks the original connection.</summary>
+    public async Task ExpireSessionAsync(IRegistry registry)
+    {
+        var client = ((ZooKeeperRegistry)registry).Client;
+        await using var killer = await ZooKeeperClient.ConnectAsync(new ZooKeeperClientOptions
+        {
+            ConnectionString = _server.ConnectionString,
+            SessionTimeout = SessionTimeout,
+            ExistingSession = (client.SessionId, client.SessionPassword),
+        });
+        await killer.CloseAsync();
+    }
+
+    public async Task DropConnectionAsync(IRegistry registry, TimeSpan duration)
+    {
+        TcpProxy proxy;
+        lock (_proxies)
+        {
+            proxy = _proxies[registry];
+        }
+
+        proxy.Partition();
+        await Task.Delay(duration);
+        proxy.Heal();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var proxy in _proxies.Values)
+        {
+            await proxy.DisposeAsync();
+        }
+
+        await _server.DisposeAsync();
+    }
+}
+
+public sealed class InMemoryRegistryContractTests(InMemoryHarness harness) : RegistryContractTests<InMemoryHarness>(harness);
+
+public sealed class ZooKeeperRegistryContractTests(ZooKeeperHarness harness) : RegistryContractTests<ZooKeeperHarness>(harness);
