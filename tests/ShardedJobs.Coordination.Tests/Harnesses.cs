@@ -110,3 +110,37 @@ public sealed class ZooKeeperHarness : IRegistryHarness
 public sealed class InMemoryRegistryContractTests(InMemoryHarness harness) : RegistryContractTests<InMemoryHarness>(harness);
 
 public sealed class ZooKeeperRegistryContractTests(ZooKeeperHarness harness) : RegistryContractTests<ZooKeeperHarness>(harness);
+
+public sealed class ZooKeeperRegistryStartupTests
+{
+    [Fact]
+    public async Task Unreachable_zookeeper_gives_one_clear_error_naming_the_connection_string_and_timeout()
+    {
+        var port = FreePorts.Take(1)[0];
+
+        var error = await Assert.ThrowsAsync<RegistryException>(() => ZooKeeperRegistry.ConnectAsync(new ZooKeeperRegistryOptions
+        {
+            ConnectionString = $"127.0.0.1:{port}",
+            Namespace = "shop",
+            ConnectionTimeout = TimeSpan.FromSeconds(1),
+        }, TestContext.Current.CancellationToken));
+
+        Assert.Equal(RegistryErrorCode.ConnectionLoss, error.Code);
+        Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
+        Assert.Contains("within 1 s", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a/b")]
+    public async Task Namespace_must_be_one_node_name(string ns)
+    {
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => ZooKeeperRegistry.ConnectAsync(new ZooKeeperRegistryOptions
+        {
+            ConnectionString = "127.0.0.1:1",
+            Namespace = ns,
+        }, TestContext.Current.CancellationToken));
+
+        Assert.Contains("namespace", error.Message, StringComparison.Ordinal);
+    }
+}
