@@ -144,3 +144,39 @@ public sealed class ZooKeeperRegistryStartupTests
         Assert.Contains("namespace", error.Message, StringComparison.Ordinal);
     }
 }
+
+public sealed class ZooKeeperRegistryBackgroundStartTests
+{
+    [Fact]
+    public async Task With_retry_in_background_an_unreachable_start_returns_suspended_and_connects_when_zookeeper_appears()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var server = await ZooKeeperServer.StartAsync(cancellationToken: ct);
+        await using var proxy = new TcpProxy(server.ClientPort);
+        proxy.RefuseConnections();
+
+        await using var registry = await ZooKeeperRegistry.ConnectAsync(new ZooKeeperRegistryOptions
+        {
+            ConnectionString = proxy.ConnectionString,
+            Namespace = "late",
+            SessionTimeout = TimeSpan.FromSeconds(2),
+            ConnectionTimeout = TimeSpan.FromMilliseconds(500),
+            RetryInBackground = true,
+        }, ct);
+        var connected = new TaskCompletionSource<RegistrySessionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        registry.SessionChanged += e => connected.TrySetResult(e);
+
+        Assert.Equal(RegistryState.Suspended, registry.State);
+        var early = await Assert.ThrowsAsync<RegistryException>(() => registry.ExistsAsync("/x", cancellationToken: ct));
+        Assert.Equal(RegistryErrorCode.ConnectionLoss, early.Code);
+        Assert.Contains(proxy.ConnectionString, early.Message, StringComparison.Ordinal);
+
+        proxy.Heal();
+
+        Assert.Equal(RegistrySessionEventKind.NewSession, (await connected.Task.WaitAsync(TimeSpan.FromSeconds(30), ct)).Kind);
+        Assert.Equal(RegistryState.Connected, registry.State);
+        await registry.CreateAsync("/x", "1"u8.ToArray(), cancellationToken: ct);
+        Assert.Equal("/late", registry.Chroot);
+        Assert.Equal("1", await JavaCli.GetDataAsync(server.ConnectionString, "/late/x"));
+    }
+}

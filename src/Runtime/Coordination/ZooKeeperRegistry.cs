@@ -20,6 +20,13 @@ public sealed record ZooKeeperRegistryOptions
     /// <summary><c>user:password</c>: authenticates the session and creates every node with the creator-only ACL.</summary>
     public string? Digest { get; init; }
 
+    /// <summary>
+    /// When ZooKeeper cannot be reached at start: false (default) fails <see cref="ZooKeeperRegistry.ConnectAsync"/> with one
+    /// clear error; true logs that error, returns a <see cref="RegistryState.Suspended"/> registry and keeps trying in the
+    /// background, raising <see cref="RegistrySessionEventKind.NewSession"/> once connected.
+    /// </summary>
+    public bool RetryInBackground { get; init; }
+
     public ILoggerFactory? LoggerFactory { get; init; }
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
@@ -36,33 +43,37 @@ public sealed partial class ZooKeeperRegistry : IRegistry
 {
     private readonly ZooKeeperRegistryOptions _options;
     private readonly ZooKeeperClientOptions _clientOptions;
+    private readonly ZooKeeperClientOptions _baseOptions;
+    private readonly string _namespacePath;
     private readonly IReadOnlyList<ZooKeeperAcl> _acl;
     private readonly KeptEphemerals _kept = new();
     private readonly Dictionary<Action<RegistryWatchEvent>, Action<WatchedEvent>> _watchers = [];
     private readonly CancellationTokenSource _disposing = new();
     private readonly ILogger _logger;
-    private volatile ZooKeeperClient _client = null!;
+    private volatile ZooKeeperClient? _client;
     private Task _reestablishing = Task.CompletedTask;
     private int _disposed;
 
-    private ZooKeeperRegistry(ZooKeeperRegistryOptions options, ZooKeeperClientOptions clientOptions)
+    private ZooKeeperRegistry(ZooKeeperRegistryOptions options, ZooKeeperClientOptions baseOptions, ZooKeeperClientOptions clientOptions, string namespacePath)
     {
         _options = options;
+        _baseOptions = baseOptions;
         _clientOptions = clientOptions;
+        _namespacePath = namespacePath;
         _acl = options.Digest is null ? ZooKeeperAcl.OpenUnsafe : ZooKeeperAcl.CreatorAll;
         _logger = options.LoggerFactory?.CreateLogger<ZooKeeperRegistry>() ?? NullLogger<ZooKeeperRegistry>.Instance;
     }
 
     public event Action<RegistrySessionEvent>? SessionChanged;
 
-    public long SessionId => _client.SessionId;
+    public long SessionId => _client?.SessionId ?? 0;
 
-    public RegistryState State => _disposed == 1 ? RegistryState.Closed : _client.State == ZooKeeperState.Connected ? RegistryState.Connected : RegistryState.Suspended;
+    public RegistryState State => _disposed == 1 ? RegistryState.Closed : _client?.State == ZooKeeperState.Connected ? RegistryState.Connected : RegistryState.Suspended;
 
     /// <summary>The full chroot: the connection string's own, then the namespace.</summary>
-    public string Chroot => _client.Chroot ?? "/";
+    public string Chroot => _namespacePath;
 
-    internal ZooKeeperClient Client => _client;
+    internal ZooKeeperClient Client => _client ?? throw new InvalidOperationException("not connected yet");
 
     /// <summary>Connects (at most <see cref="ZooKeeperRegistryOptions.ConnectionTimeout"/>) and makes sure the namespace node exists.</summary>
     /// <exception cref="RegistryException">ZooKeeper could not be reached in time; the message names the connection string and the timeout.</exception>
@@ -85,57 +96,70 @@ public sealed partial class ZooKeeperRegistry : IRegistry
         };
         var parsed = ZooKeeperConnectionString.Parse(options.ConnectionString);
         var chroot = (parsed.Chroot ?? "") + "/" + options.Namespace;
+        var clientOptions = baseOptions with { ConnectionString = StripChroot(options.ConnectionString) + chroot };
+        var registry = new ZooKeeperRegistry(options, baseOptions, clientOptions, chroot);
         try
         {
-            // The chroot node must exist before a client can live inside it: create it from outside, once.
-            await using (var outside = await ZooKeeperClient.ConnectAsync(baseOptions, cancellationToken).ConfigureAwait(false))
-            {
-                var prefix = "";
-                foreach (var segment in options.Namespace.Split('/'))
-                {
-                    prefix += "/" + segment;
-                    try
-                    {
-                        await outside.CreateAsync(prefix, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, options.Digest is null ? ZooKeeperAcl.OpenUnsafe : ZooKeeperAcl.CreatorAll, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (NodeExistsException)
-                    {
-                    }
-                }
-            }
-
-            var clientOptions = baseOptions with { ConnectionString = StripChroot(options.ConnectionString) + chroot };
-            var registry = new ZooKeeperRegistry(options, clientOptions);
-            registry.Attach(await ZooKeeperClient.ConnectAsync(clientOptions, cancellationToken).ConfigureAwait(false));
+            registry.Attach(await registry.OpenSessionAsync(cancellationToken).ConfigureAwait(false));
             return registry;
         }
         catch (ZooKeeperException e)
         {
-            throw Map(e, null);
+            var error = Map(e, null);
+            if (!options.RetryInBackground || e.Code != ZooKeeperErrorCode.ConnectionLoss)
+            {
+                throw error;
+            }
+
+            RegistryLog.StartingDisconnected(registry._logger, error.Message);
+            registry._reestablishing = Task.Run(registry.ReestablishAsync);
+            return registry;
         }
     }
 
+    /// <summary>Makes sure the namespace node exists (from outside the chroot: a client cannot create its own root), then opens the chrooted session.</summary>
+    private async Task<ZooKeeperClient> OpenSessionAsync(CancellationToken cancellationToken)
+    {
+        await using (var outside = await ZooKeeperClient.ConnectAsync(_baseOptions, cancellationToken).ConfigureAwait(false))
+        {
+            var prefix = "";
+            foreach (var segment in _namespacePath.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                prefix += "/" + segment;
+                try
+                {
+                    await outside.CreateAsync(prefix, ReadOnlyMemory<byte>.Empty, CreateMode.Persistent, _acl, cancellationToken).ConfigureAwait(false);
+                }
+                catch (NodeExistsException)
+                {
+                }
+            }
+        }
+
+        return await ZooKeeperClient.ConnectAsync(_clientOptions, cancellationToken).ConfigureAwait(false);
+    }
+
     public Task<string> CreateAsync(string path, ReadOnlyMemory<byte> data, NodeKind kind = NodeKind.Persistent, CancellationToken cancellationToken = default) =>
-        Call(path, () => _client.CreateAsync(path, data, ToMode(kind), _acl, cancellationToken));
+        Call(path, c => c.CreateAsync(path, data, ToMode(kind), _acl, cancellationToken));
 
     public async Task DeleteAsync(string path, int version = -1, CancellationToken cancellationToken = default)
     {
-        await Call(path, async () =>
+        await Call(path, async c =>
         {
-            await _client.DeleteAsync(path, version, cancellationToken).ConfigureAwait(false);
+            await c.DeleteAsync(path, version, cancellationToken).ConfigureAwait(false);
             return true;
         }).ConfigureAwait(false);
         _kept.Forget(path);
     }
 
     public async Task<NodeStat?> ExistsAsync(string path, Action<RegistryWatchEvent>? watcher = null, CancellationToken cancellationToken = default) =>
-        await Call(path, () => _client.ExistsAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false) is { } stat ? ToStat(stat) : null;
+        await Call(path, c => c.ExistsAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false) is { } stat ? ToStat(stat) : null;
 
     public async Task<RegistryNode?> GetAsync(string path, Action<RegistryWatchEvent>? watcher = null, CancellationToken cancellationToken = default)
     {
         try
         {
-            var node = await Call(path, () => _client.GetDataAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false);
+            var node = await Call(path, c => c.GetDataAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false);
             return new RegistryNode(node.Data, ToStat(node.Stat));
         }
         catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
@@ -145,13 +169,13 @@ public sealed partial class ZooKeeperRegistry : IRegistry
     }
 
     public async Task<NodeStat> SetAsync(string path, ReadOnlyMemory<byte> data, int version = -1, CancellationToken cancellationToken = default) =>
-        ToStat(await Call(path, () => _client.SetDataAsync(path, data, version, cancellationToken)).ConfigureAwait(false));
+        ToStat(await Call(path, c => c.SetDataAsync(path, data, version, cancellationToken)).ConfigureAwait(false));
 
     public async Task<IReadOnlyList<string>?> GetChildrenAsync(string path, Action<RegistryWatchEvent>? watcher = null, CancellationToken cancellationToken = default)
     {
         try
         {
-            return await Call(path, () => _client.GetChildrenAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false);
+            return await Call(path, c => c.GetChildrenAsync(path, Wrap(watcher), cancellationToken)).ConfigureAwait(false);
         }
         catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
         {
@@ -170,7 +194,7 @@ public sealed partial class ZooKeeperRegistry : IRegistry
             RegistryOp.Check c => ZooKeeperOp.Check(c.Path, c.Version),
             _ => throw new ArgumentException($"Unknown registry operation {op.GetType().Name}.", nameof(operations)),
         }).ToArray();
-        var results = await Call(null, () => _client.MultiAsync(ops, cancellationToken)).ConfigureAwait(false);
+        var results = await Call(null, c => c.MultiAsync(ops, cancellationToken)).ConfigureAwait(false);
         foreach (var delete in operations.OfType<RegistryOp.Delete>())
         {
             _kept.Forget(delete.Path);
@@ -205,7 +229,10 @@ public sealed partial class ZooKeeperRegistry : IRegistry
         }
 
         // closeSession: this instance's ephemerals go at once, so peers see a clean departure instead of waiting for expiry.
-        await _client.DisposeAsync().ConfigureAwait(false);
+        if (_client is { } client)
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private void Attach(ZooKeeperClient client)
@@ -245,10 +272,14 @@ public sealed partial class ZooKeeperRegistry : IRegistry
         {
             try
             {
-                var client = await ZooKeeperClient.ConnectAsync(_clientOptions, _disposing.Token).ConfigureAwait(false);
+                var client = await OpenSessionAsync(_disposing.Token).ConfigureAwait(false);
                 var old = _client;
                 Attach(client);
-                _ = old.DisposeAsync().AsTask();
+                if (old is not null)
+                {
+                    _ = old.DisposeAsync().AsTask();
+                }
+
                 await _kept.RestoreAsync(this, (path, e) => RegistryLog.RestoreFailed(_logger, path, e), _disposing.Token).ConfigureAwait(false);
                 RegistryLog.NewSession(_logger, client.SessionId);
                 Raise(RegistrySessionEventKind.NewSession, client.SessionId);
@@ -309,11 +340,19 @@ public sealed partial class ZooKeeperRegistry : IRegistry
         }
     }
 
-    private static async Task<T> Call<T>(string? path, Func<Task<T>> call)
+    private async Task<T> Call<T>(string? path, Func<ZooKeeperClient, Task<T>> call)
     {
+        var client = _client;
+        if (client is null)
+        {
+            ObjectDisposedException.ThrowIf(_disposed == 1, this);
+            throw new RegistryException(RegistryErrorCode.ConnectionLoss, path,
+                $"Registry ConnectionLoss{(path is null ? "" : $" for '{path}'")}: not connected to ZooKeeper at '{_options.ConnectionString}' yet; still trying in the background.");
+        }
+
         try
         {
-            return await call().ConfigureAwait(false);
+            return await call(client).ConfigureAwait(false);
         }
         catch (ZooKeeperException e)
         {
@@ -380,5 +419,8 @@ public sealed partial class ZooKeeperRegistry : IRegistry
 
         [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Registry could not re-create the ephemeral node '{Path}' on the new session")]
         public static partial void RestoreFailed(ILogger logger, string path, Exception exception);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "{Reason} Starting disconnected and retrying in the background (RetryInBackground)")]
+        public static partial void StartingDisconnected(ILogger logger, string reason);
     }
 }
