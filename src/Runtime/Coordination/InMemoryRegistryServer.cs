@@ -296,17 +296,12 @@ public sealed class InMemoryRegistryServer
 
     private bool DeleteCore(string path, int version, List<Change> changes, Stack<Action>? undo)
     {
-        ZooKeeperPaths.Validate(path);
-        if (!_nodes.TryGetValue(path, out var node) || path == "/")
+        if (path == "/")
         {
             throw new RegistryException(RegistryErrorCode.NoNode, path);
         }
 
-        if (version != -1 && version != node.Version)
-        {
-            throw new RegistryException(RegistryErrorCode.BadVersion, path, $"Registry BadVersion for '{path}': expected version {version}, the node has {node.Version}.");
-        }
-
+        var node = RequireNode(path, version);
         if (node.Children.Count > 0)
         {
             throw new RegistryException(RegistryErrorCode.NotEmpty, path);
@@ -326,17 +321,7 @@ public sealed class InMemoryRegistryServer
 
     private NodeStat SetCore(string path, ReadOnlyMemory<byte> data, int version, List<Change> changes, Stack<Action>? undo)
     {
-        ZooKeeperPaths.Validate(path);
-        if (!_nodes.TryGetValue(path, out var node))
-        {
-            throw new RegistryException(RegistryErrorCode.NoNode, path);
-        }
-
-        if (version != -1 && version != node.Version)
-        {
-            throw new RegistryException(RegistryErrorCode.BadVersion, path, $"Registry BadVersion for '{path}': expected version {version}, the node has {node.Version}.");
-        }
-
+        var node = RequireNode(path, version);
         var (oldData, oldVersion, oldModified) = (node.Data, node.Version, node.ModifiedAt);
         node.Data = data.ToArray();
         node.Version++;
@@ -348,6 +333,13 @@ public sealed class InMemoryRegistryServer
 
     private RegistryOpResult CheckCore(string path, int version)
     {
+        RequireNode(path, version);
+        return new RegistryOpResult.Checked();
+    }
+
+    /// <summary>The node at <paramref name="path"/>, which must exist with <paramref name="version"/> (-1: any): the precondition of delete, set and check.</summary>
+    private Node RequireNode(string path, int version)
+    {
         ZooKeeperPaths.Validate(path);
         if (!_nodes.TryGetValue(path, out var node))
         {
@@ -356,10 +348,10 @@ public sealed class InMemoryRegistryServer
 
         if (version != -1 && version != node.Version)
         {
-            throw new RegistryException(RegistryErrorCode.BadVersion, path);
+            throw new RegistryException(RegistryErrorCode.BadVersion, path, $"Registry BadVersion for '{path}': expected version {version}, the node has {node.Version}.");
         }
 
-        return new RegistryOpResult.Checked();
+        return node;
     }
 
     private void RemoveNode(string path, List<Change> changes)
