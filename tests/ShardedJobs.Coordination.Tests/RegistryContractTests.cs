@@ -323,14 +323,18 @@ public abstract class RegistryContractTests<THarness>(THarness harness) : IClass
         var events = new Recorder();
         await registry.ExistsAsync(root, _ => throw new InvalidOperationException("bug in a watcher"), Ct);
         await registry.ExistsAsync(root, events.Watcher, Ct);
-        var callerThread = Environment.CurrentManagedThreadId;
-        var ranOnCaller = false;
-        await registry.ExistsAsync(root, _ => ranOnCaller = Environment.CurrentManagedThreadId == callerThread && false, Ct);
+        var insideCall = false;
+        var ranInsideCall = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await registry.ExistsAsync(root, _ => ranInsideCall.TrySetResult(Volatile.Read(ref insideCall)), Ct);
 
-        await registry.CreateAsync(root, Bytes(""), cancellationToken: Ct);
+        // A watcher invoked synchronously by the write that fired it would see insideCall == true.
+        Volatile.Write(ref insideCall, true);
+        var create = registry.CreateAsync(root, Bytes(""), cancellationToken: Ct);
+        Volatile.Write(ref insideCall, false);
+        await create;
 
         Assert.Equal(RegistryEventType.NodeCreated, (await events.NextAsync()).Type);
-        Assert.False(ranOnCaller);
+        Assert.False(await ranInsideCall.Task.WaitAsync(TimeSpan.FromSeconds(20), Ct), "the watcher ran inside the caller's write");
     }
 
     // ------------------------------------------------------------ sessions
