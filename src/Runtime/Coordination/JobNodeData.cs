@@ -14,7 +14,10 @@ public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTim
 public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId);
 
 /// <summary>What <c>instances/{instanceId}</c> says about a live instance.</summary>
-public sealed record InstanceRegistration(string InstanceId, string ServerIp);
+/// <param name="InstanceId">The instance.</param>
+/// <param name="ServerIp">Its server (IP), whose <c>servers/{ip}</c> state applies to it.</param>
+/// <param name="Disabled">An operator disabled this one instance (a third line <c>disabled: true</c>, absent otherwise).</param>
+public sealed record InstanceRegistration(string InstanceId, string ServerIp, bool Disabled = false);
 
 /// <summary>A node's data could not be read as its documented format. Carries the path, so an operator can find and repair it.</summary>
 public sealed class RegistryDataException(string path, string problem, Exception? innerException = null)
@@ -40,7 +43,64 @@ public static class JobNodeData
 
     /// <summary>ElasticJob's two YAML lines, so operators' tools read it unchanged.</summary>
     public static byte[] Encode(InstanceRegistration registration) =>
-        Encoding.UTF8.GetBytes($"jobInstanceId: {registration.InstanceId}\nserverIp: {registration.ServerIp}\n");
+        Encoding.UTF8.GetBytes($"jobInstanceId: {registration.InstanceId}\nserverIp: {registration.ServerIp}\n{(registration.Disabled ? "disabled: true\n" : "")}");
+
+    /// <summary>The <c>config</c> node: JSON with ElasticJob's key names (<c>shardingTotalCount</c>, <c>jobShardingStrategyType</c>, …).</summary>
+    public static byte[] Encode(JobConfig config) =>
+        WriteObject(w =>
+        {
+            w.WriteString("jobName", config.JobName);
+            w.WriteString("cron", config.Cron);
+            w.WriteNumber("shardingTotalCount", config.Shards);
+            WriteOptional(w, "shardingItemParameters", config.ItemParameters);
+            WriteOptional(w, "jobParameter", config.JobParameter);
+            w.WriteBoolean("failover", config.Failover);
+            w.WriteBoolean("monitorExecution", config.MonitorExecution);
+            w.WriteBoolean("misfire", config.Misfire);
+            w.WriteBoolean("disabled", config.Disabled);
+            WriteOptional(w, "timeZone", config.TimeZone);
+            w.WriteString("jobShardingStrategyType", config.ShardingStrategy);
+            WriteOptional(w, "description", config.Description);
+            w.WriteNumber("maxTimeDiffSeconds", config.MaxTimeDiffSeconds);
+            w.WriteNumber("reconcileIntervalMinutes", config.ReconcileIntervalMinutes);
+        });
+
+    /// <summary>The <c>sharding</c> node: what the last sharding was computed from.</summary>
+    public static byte[] Encode(ShardingStamp stamp) =>
+        WriteObject(w =>
+        {
+            w.WriteStartArray("instances");
+            foreach (var instance in stamp.Instances)
+            {
+                w.WriteStringValue(instance);
+            }
+
+            w.WriteEndArray();
+            w.WriteNumber("shardingTotalCount", stamp.Shards);
+            w.WriteString("strategy", stamp.Strategy);
+            w.WriteString("leader", stamp.Leader);
+            w.WriteNumber("shardedAt", stamp.ShardedAt.ToUnixTimeMilliseconds());
+        });
+
+    /// <summary>Decodes a <c>config</c> node. Missing keys take ShardedJobs' defaults (not ElasticJob's, which silently turn
+    /// <c>monitorExecution</c> and <c>misfire</c> off); unknown keys are ignored.</summary>
+    public static JobConfig DecodeConfig(string path, byte[] data) => Decode(path, data, ReadConfig);
+
+    public static bool TryDecodeConfig(string path, byte[] data, out JobConfig? config, out RegistryDataException? error) =>
+        TryDecode(path, data, ReadConfig, out config, out error);
+
+    /// <summary>Decodes the <c>sharding</c> node; empty data (a node created before any sharding) is null.</summary>
+    public static bool TryDecodeStamp(string path, byte[] data, out ShardingStamp? stamp, out RegistryDataException? error)
+    {
+        if (data.Length == 0)
+        {
+            stamp = null;
+            error = null;
+            return true;
+        }
+
+        return TryDecode(path, data, ReadStamp, out stamp, out error);
+    }
 
     public static ItemMarker DecodeItemMarker(string path, byte[] data) => Decode(path, data, ReadItemMarker);
 
@@ -50,12 +110,69 @@ public static class JobNodeData
 
     public static InstanceRegistration DecodeRegistration(string path, byte[] data) => Decode(path, data, ReadRegistration);
 
+    public static bool TryDecodeRegistration(string path, byte[] data, out InstanceRegistration? registration, out RegistryDataException? error)
+    {
+        try
+        {
+            registration = DecodeRegistration(path, data);
+            error = null;
+            return true;
+        }
+        catch (RegistryDataException e)
+        {
+            registration = null;
+            error = e;
+            return false;
+        }
+    }
+
     /// <summary>Decodes without throwing: false with <paramref name="error"/> (naming the path) for corrupt data.</summary>
     public static bool TryDecodeItemMarker(string path, byte[] data, out ItemMarker? marker, out RegistryDataException? error) =>
         TryDecode(path, data, ReadItemMarker, out marker, out error);
 
     public static bool TryDecodeFailoverFlag(string path, byte[] data, out FailoverFlag? flag, out RegistryDataException? error) =>
         TryDecode(path, data, ReadFailoverFlag, out flag, out error);
+
+    private static JobConfig ReadConfig(Dictionary<string, JsonElement> fields)
+    {
+        var defaults = new JobConfig { JobName = "", Cron = "" };
+        return new JobConfig
+        {
+            JobName = RequiredString(fields, "jobName"),
+            Cron = RequiredString(fields, "cron"),
+            Shards = OptionalInt(fields, "shardingTotalCount") ?? defaults.Shards,
+            ItemParameters = OptionalString(fields, "shardingItemParameters"),
+            JobParameter = OptionalString(fields, "jobParameter"),
+            Failover = OptionalBool(fields, "failover") ?? defaults.Failover,
+            MonitorExecution = OptionalBool(fields, "monitorExecution") ?? defaults.MonitorExecution,
+            Misfire = OptionalBool(fields, "misfire") ?? defaults.Misfire,
+            Disabled = OptionalBool(fields, "disabled") ?? defaults.Disabled,
+            TimeZone = OptionalString(fields, "timeZone"),
+            ShardingStrategy = OptionalString(fields, "jobShardingStrategyType") ?? defaults.ShardingStrategy,
+            Description = OptionalString(fields, "description"),
+            MaxTimeDiffSeconds = OptionalInt(fields, "maxTimeDiffSeconds") ?? defaults.MaxTimeDiffSeconds,
+            ReconcileIntervalMinutes = OptionalInt(fields, "reconcileIntervalMinutes") ?? defaults.ReconcileIntervalMinutes,
+        };
+    }
+
+    private static ShardingStamp ReadStamp(Dictionary<string, JsonElement> fields)
+    {
+        if (!fields.TryGetValue("instances", out var array) || array.ValueKind != JsonValueKind.Array)
+        {
+            throw new FormatException("missing array field 'instances'");
+        }
+
+        var instances = new List<string>();
+        foreach (var element in array.EnumerateArray())
+        {
+            instances.Add(element.ValueKind == JsonValueKind.String && element.GetString() is { Length: > 0 } id
+                ? id
+                : throw new FormatException("'instances' holds something that is not an instance id"));
+        }
+
+        return new ShardingStamp(instances, OptionalInt(fields, "shardingTotalCount") ?? throw new FormatException("missing integer field 'shardingTotalCount'"),
+            RequiredString(fields, "strategy"), RequiredString(fields, "leader"), RequiredTime(fields, "shardedAt"));
+    }
 
     private static ItemMarker ReadItemMarker(Dictionary<string, JsonElement> fields) =>
         new(RequiredString(fields, "instance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));
@@ -69,6 +186,7 @@ public static class JobNodeData
     private static InstanceRegistration ReadRegistration(string text)
     {
         string? id = null, ip = null;
+        var disabled = false;
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var colon = line.IndexOf(':', StringComparison.Ordinal);
@@ -87,11 +205,21 @@ public static class JobNodeData
             {
                 ip = value;
             }
+            else if (key == "disabled")
+            {
+                disabled = value switch
+                {
+                    "true" => true,
+                    "false" => false,
+                    _ => throw new FormatException($"'disabled: {value}' is neither true nor false"),
+                };
+            }
         }
 
         return new InstanceRegistration(
             string.IsNullOrEmpty(id) ? throw new FormatException("no 'jobInstanceId:' line") : id,
-            string.IsNullOrEmpty(ip) ? throw new FormatException("no 'serverIp:' line") : ip);
+            string.IsNullOrEmpty(ip) ? throw new FormatException("no 'serverIp:' line") : ip,
+            disabled);
     }
 
     private static T Decode<T>(string path, byte[] data, Func<Dictionary<string, JsonElement>, T> read)
@@ -149,6 +277,29 @@ public static class JobNodeData
         fields.TryGetValue(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var ms)
             ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
             : throw new FormatException($"missing or non-integer field '{name}' (Unix milliseconds)");
+
+    private static string? OptionalString(Dictionary<string, JsonElement> fields, string name) =>
+        !fields.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
+        : value.ValueKind == JsonValueKind.String ? value.GetString()
+        : throw new FormatException($"field '{name}' must be a string");
+
+    private static int? OptionalInt(Dictionary<string, JsonElement> fields, string name) =>
+        !fields.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
+        : value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) ? number
+        : throw new FormatException($"field '{name}' must be a 32-bit integer");
+
+    private static bool? OptionalBool(Dictionary<string, JsonElement> fields, string name) =>
+        !fields.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null ? null
+        : value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean()
+        : throw new FormatException($"field '{name}' must be true or false");
+
+    private static void WriteOptional(Utf8JsonWriter writer, string name, string? value)
+    {
+        if (value is not null)
+        {
+            writer.WriteString(name, value);
+        }
+    }
 
     private static byte[] WriteObject(Action<Utf8JsonWriter> write)
     {

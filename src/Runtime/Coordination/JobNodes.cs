@@ -17,6 +17,10 @@ namespace ShardedJobs.Coordination;
 /// <item><c>progress/{instanceId}</c> (new) records the fire time an instance last started, to tell "assigned but never
 /// started" items after a crash.</item>
 /// <item>No <c>leader/election/latch</c>: the election is one atomic create of the ephemeral <c>leader/election/instance</c>.</item>
+/// <item><c>sharding</c> (new data) records what the last sharding was computed from (<see cref="ShardingStamp"/>); its version is
+/// the sharding generation that every fire's marker multi checks, so no fire starts items of a replaced assignment.</item>
+/// <item><c>config</c> is JSON with ElasticJob's key names instead of YAML.</item>
+/// <item><c>instances/{instanceId}</c> may carry a third line <c>disabled: true</c>: one instance disabled by an operator.</item>
 /// </list>
 /// </summary>
 public sealed class JobNodes
@@ -54,7 +58,7 @@ public sealed class JobNodes
     /// <summary><c>instances/{instanceId}</c>, ephemeral; data: ElasticJob's two lines <c>jobInstanceId: {id}</c> and <c>serverIp: {ip}</c>.</summary>
     public string Instance(string instanceId) => Instances + "/" + instanceId;
 
-    /// <summary><c>sharding</c>: one child per item <c>0..shards-1</c>.</summary>
+    /// <summary><c>sharding</c>: one child per item <c>0..shards-1</c>; data: the <see cref="ShardingStamp"/> of the last sharding (JSON), version = sharding generation.</summary>
     public string Sharding => Root + "/sharding";
 
     /// <summary><c>sharding/{item}</c>, persistent, empty.</summary>
@@ -91,11 +95,17 @@ public sealed class JobNodes
     /// <summary><c>leader/failover/items/{item}</c>, persistent; data: JSON <c>{"crashedInstance","fireTime","taskId"}</c>.</summary>
     public string FailoverItem(int item) => FailoverItems + "/" + item.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary><c>progress</c>: one child per instance that ever started a fire.</summary>
+    public string ProgressRoot => Root + "/progress";
+
     /// <summary><c>progress/{instanceId}</c>, persistent; data: JSON <c>{"fireTime","taskId"}</c> of the fire the instance last started.</summary>
-    public string Progress(string instanceId) => Root + "/progress/" + instanceId;
+    public string Progress(string instanceId) => ProgressRoot + "/" + instanceId;
+
+    /// <summary><c>trigger</c>: one child per instance asked to fire now.</summary>
+    public string TriggerRoot => Root + "/trigger";
 
     /// <summary><c>trigger/{instanceId}</c>, persistent, empty: an operator asked this instance to fire now.</summary>
-    public string Trigger(string instanceId) => Root + "/trigger/" + instanceId;
+    public string Trigger(string instanceId) => TriggerRoot + "/" + instanceId;
 
     /// <summary><c>systemTime/current</c>, persistent: written to read the registry's clock (mtime) for MaxTimeDiffSeconds.</summary>
     public string SystemTime => Root + "/systemTime/current";

@@ -1,0 +1,400 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+
+namespace ShardedJobs.Cluster;
+
+/// <summary>What <see cref="ExecutionMonitor.StartAsync"/> did.</summary>
+/// <param name="Started">Items whose running markers are now written: run them.</param>
+/// <param name="Busy">Items still running elsewhere (or here): not started; handle as a misfire.</param>
+/// <param name="AssignmentChanged">The sharding generation moved since the fire read it: nothing was started; re-read and retry.</param>
+internal sealed record StartResult(IReadOnlyList<int> Started, IReadOnlyList<int> Busy, bool AssignmentChanged)
+{
+    public static readonly StartResult Nothing = new([], [], false);
+}
+
+/// <summary>
+/// Execution monitoring for one job on one instance: the persistent running markers (<c>sharding/{item}/running</c>: who runs
+/// the item, for which fire time and task id) and this instance's progress record.
+/// <para>
+/// A fire writes the markers of all its items and its progress record in ONE multi, which also checks the sharding generation:
+/// if any item is still running anywhere, creating its marker fails and nothing is written, so no item ever runs twice at the
+/// same time and no fire starts items of an assignment that was replaced. Only then (rare) are the markers read, one by one, to
+/// tell running items from stale markers (owner no longer live), which are taken over. Markers are removed as items complete;
+/// completions that arrive while a removal is in flight are removed together in the next multi. A trigger on a stable cluster
+/// therefore costs two round trips for markers, whatever the number of items.
+/// </para>
+/// </summary>
+internal sealed class ExecutionMonitor : IAsyncDisposable
+{
+    private readonly IRegistry _registry;
+    private readonly JobNodes _nodes;
+    private readonly string _instanceId;
+    private readonly ILogger _logger;
+    private readonly ConcurrentQueue<Release> _releases = new();
+    private readonly SemaphoreSlim _releaseSignal = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _releaseLoop;
+
+    public ExecutionMonitor(IRegistry registry, JobNodes nodes, string instanceId, ILogger logger)
+    {
+        _registry = registry;
+        _nodes = nodes;
+        _instanceId = instanceId;
+        _logger = logger;
+        _releaseLoop = Task.Run(RunReleaseLoopAsync);
+    }
+
+    /// <summary>
+    /// Writes the running markers of <paramref name="items"/> and the progress record atomically, checked against
+    /// <paramref name="generation"/> (the <c>sharding</c> node's version; -1 skips the check). <paramref name="isRunningHere"/>
+    /// tells whether one of our own markers belongs to work still in flight here (otherwise it is a leftover and taken over).
+    /// <paramref name="clearMisfire"/> lists items whose misfire flag this run consumes (a catch-up).
+    /// </summary>
+    public async Task<StartResult> StartAsync(IReadOnlyList<int> items, ItemMarker marker, int generation, IReadOnlyCollection<int> clearMisfire,
+        Func<int, bool> isRunningHere, CancellationToken cancellationToken)
+    {
+        if (items.Count == 0)
+        {
+            return StartResult.Nothing;
+        }
+
+        var data = JobNodeData.Encode(marker);
+        var stale = new Dictionary<int, int>(); // item -> version of a stale marker to replace
+        var busy = new List<int>();
+        var candidates = items.ToList();
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            var operations = new List<RegistryOp>();
+            if (generation >= 0)
+            {
+                operations.Add(new RegistryOp.Check(_nodes.Sharding, generation));
+            }
+
+            foreach (var item in candidates)
+            {
+                if (stale.TryGetValue(item, out var version))
+                {
+                    operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), version));
+                }
+
+                operations.Add(new RegistryOp.Create(_nodes.ItemRunning(item), data));
+            }
+
+            foreach (var item in clearMisfire.Where(candidates.Contains))
+            {
+                operations.Add(new RegistryOp.Delete(_nodes.ItemMisfire(item)));
+            }
+
+            operations.Add(new RegistryOp.SetData(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(marker.FireTime, marker.TaskId))));
+            try
+            {
+                if (candidates.Count > 0)
+                {
+                    await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+                }
+
+                foreach (var (item, _) in stale.Where(s => candidates.Contains(s.Key)))
+                {
+                    JobLog.StaleMarkerTakenOver(_logger, _nodes.JobName, item);
+                }
+
+                return new StartResult(candidates, busy, false);
+            }
+            catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.BadVersion or RegistryErrorCode.NoNode && e.Path == _nodes.Sharding)
+            {
+                return new StartResult([], [], true);
+            }
+            catch (RegistryMultiException e) when (e.Path == _nodes.Progress(_instanceId) && e.Code == RegistryErrorCode.NoNode)
+            {
+                await EnsureProgressAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.NoNode && e.Path is { } path && path.EndsWith("/misfire", StringComparison.Ordinal))
+            {
+                clearMisfire = [.. clearMisfire.Where(i => _nodes.ItemMisfire(i) != path)];
+            }
+            catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.NodeExists or RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion)
+            {
+                // Some item is (or was) running, or its item node is missing: look at each marker.
+                stale.Clear();
+                var checks = await Task.WhenAll(candidates.Select(item => ClassifyAsync(item, isRunningHere, cancellationToken))).ConfigureAwait(false);
+                foreach (var (item, state, version) in checks)
+                {
+                    switch (state)
+                    {
+                        case MarkerState.Busy:
+                            busy.Add(item);
+                            candidates.Remove(item);
+                            break;
+                        case MarkerState.Stale:
+                            stale[item] = version;
+                            break;
+                        case MarkerState.NoItemNode:
+                            // The item vanished (the count shrank under us): the generation check catches it on the next try.
+                            return new StartResult([], [], true);
+                    }
+                }
+            }
+        }
+
+        throw new RegistryException(RegistryErrorCode.Other, _nodes.Sharding,
+            $"Could not write the running markers of job '{_nodes.JobName}' after several attempts: the markers kept changing.");
+    }
+
+    /// <summary>Removes the item's marker (coalesced with other completions). Completes when removed, or when removal failed and was logged.</summary>
+    public Task ReleaseAsync(int item, string taskId, long sessionAtStart)
+    {
+        var release = new Release(item, taskId, sessionAtStart, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        _releases.Enqueue(release);
+        _releaseSignal.Release();
+        return release.Done.Task;
+    }
+
+    /// <summary>Sets misfire flags (idempotent).</summary>
+    public async Task SetMisfireAsync(IEnumerable<int> items, CancellationToken cancellationToken)
+    {
+        await Task.WhenAll(items.Select(async item =>
+        {
+            try
+            {
+                await _registry.CreateAsync(_nodes.ItemMisfire(item), ReadOnlyMemory<byte>.Empty, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException e) when (e.Code is RegistryErrorCode.NodeExists or RegistryErrorCode.NoNode)
+            {
+            }
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes misfire flags (idempotent).</summary>
+    public async Task ClearMisfireAsync(IEnumerable<int> items, CancellationToken cancellationToken)
+    {
+        await Task.WhenAll(items.Select(async item =>
+        {
+            try
+            {
+                await _registry.DeleteAsync(_nodes.ItemMisfire(item), cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
+            {
+            }
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>Calls <paramref name="onFree"/> once when the item's running marker is gone (at once if it is gone already).</summary>
+    public async Task WhenFreeAsync(int item, Action onFree, CancellationToken cancellationToken)
+    {
+        var fired = 0;
+        void Fire()
+        {
+            if (Interlocked.Exchange(ref fired, 1) == 0)
+            {
+                onFree();
+            }
+        }
+
+        void OnChange(RegistryWatchEvent change)
+        {
+            if (change.Type is RegistryEventType.NodeDeleted or RegistryEventType.SessionEnded)
+            {
+                Fire(); // on a lost session, let the caller re-check rather than wait forever
+            }
+            else
+            {
+                _ = ReArmAsync();
+            }
+        }
+
+        async Task ReArmAsync()
+        {
+            try
+            {
+                if (await _registry.ExistsAsync(_nodes.ItemRunning(item), OnChange, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    Fire();
+                }
+            }
+            catch (Exception e) when (e is RegistryException or OperationCanceledException or ObjectDisposedException)
+            {
+                Fire();
+            }
+        }
+
+        await ReArmAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Waits until every release queued so far was applied (or failed and was logged).</summary>
+    public Task FlushAsync()
+    {
+        var pending = _releases.Select(r => r.Done.Task).ToList();
+        return Task.WhenAll(pending);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _releaseLoop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        while (_releases.TryDequeue(out var release))
+        {
+            release.Done.TrySetResult();
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task EnsureProgressAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _registry.CreateWithParentsAsync(_nodes.Progress(_instanceId),
+                JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+        }
+    }
+
+    private async Task<(int Item, MarkerState State, int Version)> ClassifyAsync(int item, Func<int, bool> isRunningHere, CancellationToken cancellationToken)
+    {
+        var path = _nodes.ItemRunning(item);
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (node is null)
+        {
+            return await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false) is null
+                ? (item, MarkerState.NoItemNode, 0)
+                : (item, MarkerState.Free, 0);
+        }
+
+        if (!JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out var error))
+        {
+            // Unreadable evidence cannot prove a run is going on; replace it, and say so.
+            JobLog.CorruptNode(_logger, _nodes.JobName, path, error!.Message);
+            return (item, MarkerState.Stale, node.Stat.Version);
+        }
+
+        var ownerLive = marker!.Instance == _instanceId
+            ? isRunningHere(item)
+            : await _registry.ExistsAsync(_nodes.Instance(marker.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
+        return ownerLive ? (item, MarkerState.Busy, node.Stat.Version) : (item, MarkerState.Stale, node.Stat.Version);
+    }
+
+    private async Task RunReleaseLoopAsync()
+    {
+        var token = _stop.Token;
+        while (!token.IsCancellationRequested)
+        {
+            await _releaseSignal.WaitAsync(token).ConfigureAwait(false);
+            var batch = new List<Release>();
+            while (_releases.TryPeek(out var next))
+            {
+                batch.Add(next);
+                _releases.TryDequeue(out _);
+            }
+
+            if (batch.Count == 0)
+            {
+                continue;
+            }
+
+            await ApplyAsync(batch, token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// One multi for the batch when this session wrote every marker (nobody else can have replaced them while it lived); otherwise,
+    /// or when the multi fails, each marker is read and deleted only if it is still this execution's, so a run that outlived its
+    /// session never removes the marker of whoever took the item over.
+    /// </summary>
+    private async Task ApplyAsync(List<Release> batch, CancellationToken token)
+    {
+        var session = _registry.SessionId;
+        var blind = batch.Where(r => r.SessionAtStart == session).ToList();
+        var careful = batch.Except(blind).ToList();
+        if (blind.Count > 0)
+        {
+            try
+            {
+                await _registry.MultiAsync([.. blind.Select(r => new RegistryOp.Delete(_nodes.ItemRunning(r.Item)))], token).ConfigureAwait(false);
+                blind.ForEach(r => r.Done.TrySetResult());
+            }
+            catch (RegistryException)
+            {
+                careful.AddRange(blind);
+            }
+            catch (OperationCanceledException)
+            {
+                blind.ForEach(r => r.Done.TrySetResult());
+                return;
+            }
+        }
+
+        foreach (var release in careful)
+        {
+            await ReleaseCarefullyAsync(release, token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReleaseCarefullyAsync(Release release, CancellationToken token)
+    {
+        var path = _nodes.ItemRunning(release.Item);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var node = await _registry.GetAsync(path, cancellationToken: token).ConfigureAwait(false);
+                if (node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out _) && marker!.TaskId == release.TaskId && marker.Instance == _instanceId)
+                {
+                    await _registry.DeleteAsync(path, node.Stat.Version, token).ConfigureAwait(false);
+                }
+
+                break;
+            }
+            catch (RegistryException e) when (e.Code is RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion)
+            {
+                break; // gone or replaced: not ours any more
+            }
+            catch (RegistryException e) when (e.IsTransient && attempt < 5 && !token.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            catch (Exception e) when (e is RegistryException or OperationCanceledException or ObjectDisposedException)
+            {
+                // Left behind: the marker names this instance; once this instance is gone it no longer counts as running, and
+                // while it lives its next fire takes the item over (the marker is not running here).
+                JobLog.MarkerReleaseFailed(_logger, _nodes.JobName, release.Item, e.Message);
+                break;
+            }
+        }
+
+        release.Done.TrySetResult();
+    }
+
+    private enum MarkerState
+    {
+        Free,
+        Busy,
+        Stale,
+        NoItemNode,
+    }
+
+    private sealed record Release(int Item, string TaskId, long SessionAtStart, TaskCompletionSource Done);
+}

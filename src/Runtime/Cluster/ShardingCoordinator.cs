@@ -1,0 +1,322 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+
+namespace ShardedJobs.Cluster;
+
+/// <summary>
+/// Re-sharding for one job on one instance, lazily as ElasticJob does it: the leader flags it (<c>leader/sharding/necessary</c>)
+/// when the live, enabled instances, the item count or the strategy no longer match the last sharding's stamp; at its next fire
+/// the leader computes the assignment and writes it in one multi (owners, stamp, flag removed); non-leaders' fires wait for that.
+/// <para>
+/// Differences from ElasticJob, each deliberate: the leader does not wait for running items before re-sharding (a fire's marker
+/// multi refuses to start an item that is still running anywhere, so a moved item cannot overlap; it is caught up as a misfire
+/// instead); a non-leader waits at most until its next fire or <see cref="ShardedJobsOptions.ShardingWaitTimeout"/> and then
+/// skips the fire visibly; misfire flags of items that change owner are removed with the new assignment, so no stale catch-up
+/// runs on the new owner.
+/// </para>
+/// </summary>
+internal sealed class ShardingCoordinator : IDisposable
+{
+    private readonly IRegistry _registry;
+    private readonly JobNodes _nodes;
+    private readonly JobClusterView _view;
+    private readonly LeaderElection _election;
+    private readonly ShardingStrategyResolver _strategies;
+    private readonly Func<JobConfig> _config;
+    private readonly string _instanceId;
+    private readonly ILogger _logger;
+    private readonly ShardedJobsMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _evaluating = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+
+    public ShardingCoordinator(IRegistry registry, JobNodes nodes, JobClusterView view, LeaderElection election, ShardingStrategyResolver strategies,
+        Func<JobConfig> config, string instanceId, ILogger logger, ShardedJobsMetrics metrics, TimeProvider time)
+    {
+        _registry = registry;
+        _nodes = nodes;
+        _view = view;
+        _election = election;
+        _strategies = strategies;
+        _config = config;
+        _instanceId = instanceId;
+        _logger = logger;
+        _metrics = metrics;
+        _time = time;
+        _view.Changed += OnViewChanged;
+        _election.LeaderChanged += OnLeaderChanged;
+    }
+
+    /// <summary>Why the last sharding no longer fits the cluster as the view sees it, or null when it fits.</summary>
+    public static string? ReshardingReason(JobConfig config, ShardingSnapshot sharding, IReadOnlyList<string> available)
+    {
+        if (available.Count == 0)
+        {
+            return null; // nobody to shard over; nothing would change
+        }
+
+        if (sharding.Stamp is not { } stamp)
+        {
+            return "the job has never been sharded";
+        }
+
+        if (stamp.Shards != config.Shards)
+        {
+            return $"the item count changed from {stamp.Shards} to {config.Shards}";
+        }
+
+        if (stamp.Strategy != config.ShardingStrategy)
+        {
+            return $"the sharding strategy changed from '{stamp.Strategy}' to '{config.ShardingStrategy}'";
+        }
+
+        var joined = available.Except(stamp.Instances, StringComparer.Ordinal).ToList();
+        var left = stamp.Instances.Except(available, StringComparer.Ordinal).ToList();
+        if (joined.Count > 0 || left.Count > 0)
+        {
+            return $"the available instances changed ({Describe("joined", joined)}{(joined.Count > 0 && left.Count > 0 ? ", " : "")}{Describe("left", left)})";
+        }
+
+        var unowned = Enumerable.Range(0, config.Shards).Where(i => !sharding.Owners.TryGetValue(i, out var owner) || !available.Contains(owner, StringComparer.Ordinal)).ToList();
+        return unowned.Count > 0 ? $"item(s) {string.Join(",", unowned)} have no available owner" : null;
+
+        static string Describe(string what, List<string> ids) => ids.Count == 0 ? "" : $"{what}: {string.Join(", ", ids)}";
+    }
+
+    /// <summary>
+    /// Called at the start of a fire: returns the assignment the fire must use, after the leader's pending re-sharding (computed
+    /// here when this instance leads); null when the fire must be skipped (the wait ended at <paramref name="deadline"/>).
+    /// </summary>
+    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var config = _config();
+            var leading = _election.IsLeader;
+            var reason = leading ? ReshardingReason(config, _view.Sharding, _view.AvailableInstances()) : null;
+            if (!_view.ReshardingNecessary && reason is null)
+            {
+                return _view.Sharding;
+            }
+
+            if (leading)
+            {
+                await ShardAsync(reason ?? "re-sharding was flagged", cancellationToken).ConfigureAwait(false);
+                await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(cancellationToken).ConfigureAwait(false);
+                return _view.Sharding;
+            }
+
+            var remaining = deadline - _time.GetUtcNow();
+            using var deadlineSource = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineSource.Token);
+            var done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader, either.Token).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!done)
+            {
+                JobLog.ShardingWaitTimedOut(_logger, _nodes.JobName, _election.Leader ?? "(none)", remaining);
+                return null;
+            }
+
+            if (!_election.IsLeader)
+            {
+                // The flag is gone: the leader wrote a new assignment. Read it before using it.
+                await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(either.Token).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Computes and writes the assignment (leader only). Failures are logged; the flag stays for the next fire.</summary>
+    public async Task ShardAsync(string reason, CancellationToken cancellationToken)
+    {
+        var config = _config();
+        await _view.RefreshAsync(ViewParts.Instances | ViewParts.Servers).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var available = _view.AvailableInstances();
+        if (available.Count == 0)
+        {
+            JobLog.NoAvailableInstances(_logger, _nodes.JobName);
+            return;
+        }
+
+        if (!_strategies.TryResolve(config.ShardingStrategy, out var strategy, out var strategyError))
+        {
+            JobLog.ShardingFailed(_logger, _nodes.JobName, strategyError, null);
+            return;
+        }
+
+        IReadOnlyDictionary<string, IReadOnlyList<int>> assignment;
+        try
+        {
+            assignment = ShardingAssignment.Assign(strategy, available, _nodes.JobName, config.Shards);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A custom strategy that throws or returns a broken assignment must not take the old assignment down with it.
+            JobLog.ShardingFailed(_logger, _nodes.JobName, e.Message, e);
+            return;
+        }
+
+        var owners = assignment.SelectMany(a => a.Value.Select(item => (item, instance: a.Key))).ToDictionary(a => a.item, a => a.instance);
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await WriteAssignmentAsync(config, available, owners, cancellationToken).ConfigureAwait(false);
+                _metrics.Sharded(_nodes.JobName);
+                JobLog.Sharded(_logger, _nodes.JobName, config.Shards, available.Count, reason, Summarize(assignment));
+                return;
+            }
+            catch (RegistryException e) when (attempt < 3 && !e.IsTransient)
+            {
+                // Someone changed a node between our reads and the multi (an operator, a shrinking count): read again.
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _view.Changed -= OnViewChanged;
+        _election.LeaderChanged -= OnLeaderChanged;
+        _stop.Cancel();
+        _stop.Dispose();
+    }
+
+    private async Task WriteAssignmentAsync(JobConfig config, IReadOnlyList<string> available, Dictionary<int, string> owners, CancellationToken cancellationToken)
+    {
+        await _registry.EnsurePathAsync(_nodes.Sharding, cancellationToken).ConfigureAwait(false);
+        await MarkProcessingAsync(cancellationToken).ConfigureAwait(false);
+
+        var existing = await _registry.GetChildrenAsync(_nodes.Sharding, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
+        foreach (var name in existing)
+        {
+            if (JobNodes.TryParseItem(name, out var removed) && removed >= config.Shards)
+            {
+                // The count shrank: the item goes with everything on it, and so does a compensation waiting for it.
+                await _registry.DeleteRecursiveAsync(_nodes.Item(removed), cancellationToken).ConfigureAwait(false);
+                await _registry.DeleteRecursiveAsync(_nodes.FailoverItem(removed), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        var items = await Task.WhenAll(Enumerable.Range(0, config.Shards).Select(async item =>
+        {
+            var children = await _registry.GetChildrenAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false);
+            var owner = children?.Contains("instance") == true ? await _registry.GetStringAsync(_nodes.ItemInstance(item), cancellationToken).ConfigureAwait(false) : null;
+            return (item, exists: children is not null, owner, misfire: children?.Contains("misfire") == true);
+        })).ConfigureAwait(false);
+
+        var operations = new List<RegistryOp>();
+        foreach (var (item, exists, owner, misfire) in items)
+        {
+            var data = Encoding.UTF8.GetBytes(owners[item]);
+            if (!exists)
+            {
+                operations.Add(new RegistryOp.Create(_nodes.Item(item), ReadOnlyMemory<byte>.Empty));
+            }
+
+            operations.Add(owner is null ? new RegistryOp.Create(_nodes.ItemInstance(item), data) : new RegistryOp.SetData(_nodes.ItemInstance(item), data));
+            if (misfire && owner != owners[item])
+            {
+                operations.Add(new RegistryOp.Delete(_nodes.ItemMisfire(item)));
+            }
+        }
+
+        if (await _registry.ExistsAsync(_nodes.ShardingNecessary, cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+        {
+            operations.Add(new RegistryOp.Delete(_nodes.ShardingNecessary));
+        }
+
+        operations.Add(new RegistryOp.Delete(_nodes.ShardingProcessing));
+        operations.Add(new RegistryOp.SetData(_nodes.Sharding, JobNodeData.Encode(new ShardingStamp(available, config.Shards, config.ShardingStrategy, _instanceId, _time.GetUtcNow()))));
+        await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Creates <c>leader/sharding/processing</c>; one left by a leader that resigned (its session still alive) is replaced.</summary>
+    private async Task MarkProcessingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _registry.CreateWithParentsAsync(_nodes.ShardingProcessing, ReadOnlyMemory<byte>.Empty, NodeKind.Ephemeral, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+            var stat = await _registry.ExistsAsync(_nodes.ShardingProcessing, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (stat is not null && stat.EphemeralOwner != _registry.SessionId)
+            {
+                await _registry.DeleteAsync(_nodes.ShardingProcessing, stat.Version, cancellationToken).ConfigureAwait(false);
+                await _registry.CreateAsync(_nodes.ShardingProcessing, ReadOnlyMemory<byte>.Empty, NodeKind.Ephemeral, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void OnViewChanged(ViewParts changed)
+    {
+        if ((changed & (ViewParts.Config | ViewParts.Instances | ViewParts.Servers | ViewParts.Sharding | ViewParts.ReshardingFlag)) != 0)
+        {
+            _ = FlagIfNecessaryAsync();
+        }
+    }
+
+    private void OnLeaderChanged(string? leader)
+    {
+        if (leader == _instanceId)
+        {
+            JobLog.BecameLeader(_logger, _nodes.JobName, _instanceId);
+            _ = FlagIfNecessaryAsync();
+        }
+    }
+
+    /// <summary>The leader's duty: flag re-sharding when the last sharding no longer fits. Idempotent; serialised.</summary>
+    private async Task FlagIfNecessaryAsync()
+    {
+        if (!_election.IsLeader || _stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        try
+        {
+            await _evaluating.WaitAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!_election.IsLeader || _view.ReshardingNecessary)
+            {
+                return;
+            }
+
+            var reason = ReshardingReason(_config(), _view.Sharding, _view.AvailableInstances());
+            if (reason is null)
+            {
+                return;
+            }
+
+            await _registry.CreateWithParentsAsync(_nodes.ShardingNecessary, ReadOnlyMemory<byte>.Empty, cancellationToken: _stop.Token).ConfigureAwait(false);
+            JobLog.ReshardingFlagged(_logger, _nodes.JobName, reason);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+        }
+        catch (RegistryException e)
+        {
+            // The leader's next fire recomputes the same reason and shards anyway; reconcile flags it too.
+            JobLog.RegistryCallFailed(_logger, _nodes.JobName, "flagging re-sharding", e.Message);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            _evaluating.Release();
+        }
+    }
+
+    private static string Summarize(IReadOnlyDictionary<string, IReadOnlyList<int>> assignment) =>
+        string.Join("; ", assignment.OrderByDescending(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key}: [{string.Join(",", a.Value)}]"));
+}

@@ -1,0 +1,130 @@
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Diagnostics;
+
+namespace ShardedJobs.Scheduling;
+
+/// <summary>
+/// The cron loop of one job on one instance, on a <see cref="TimeProvider"/>: waits for the next fire time of the current
+/// schedule and hands it to the fire callback, which returns once the fire has started (its items run on). Fire times that
+/// passed while the loop was held up (a long start phase, a paused process) are collapsed into one fire at the latest of them,
+/// as Quartz's "do nothing" misfire instruction would, and logged. A reschedule (the cron or time zone changed) recomputes from now.
+/// </summary>
+internal sealed class JobTrigger : IAsyncDisposable
+{
+    private readonly string _jobName;
+    private readonly Func<CronSchedule> _schedule;
+    private readonly Func<DateTimeOffset, Task> _fire;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private TaskCompletionSource _rescheduled = NewSignal();
+    private Task _loop = Task.CompletedTask;
+    private long _nextFireTicks = long.MinValue;
+
+    public JobTrigger(string jobName, Func<CronSchedule> schedule, Func<DateTimeOffset, Task> fire, TimeProvider time, ILogger logger)
+    {
+        _jobName = jobName;
+        _schedule = schedule;
+        _fire = fire;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>The next fire time, or null before the start, after the stop, or when the schedule never fires again.</summary>
+    public DateTimeOffset? NextFireTime
+    {
+        get
+        {
+            var ticks = Interlocked.Read(ref _nextFireTicks);
+            return ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>The schedule changed: recompute the next fire time from now.</summary>
+    public void Reschedule() => Interlocked.Exchange(ref _rescheduled, NewSignal()).TrySetResult();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        SetNext(null);
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        var token = _stop.Token;
+        var cursor = _time.GetUtcNow();
+        while (!token.IsCancellationRequested)
+        {
+            var rescheduled = Volatile.Read(ref _rescheduled).Task;
+            var schedule = _schedule();
+            var next = schedule.GetNextOccurrence(cursor);
+            SetNext(next);
+            if (next is null)
+            {
+                JobLog.ScheduleEnded(_logger, _jobName, schedule.Expression);
+                await rescheduled.WaitAsync(token).ConfigureAwait(false);
+                cursor = _time.GetUtcNow();
+                continue;
+            }
+
+            var delay = next.Value - _time.GetUtcNow();
+            if (delay > TimeSpan.Zero)
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(token);
+                var due = Task.Delay(delay, _time, wait.Token);
+                var woken = await Task.WhenAny(due, rescheduled).ConfigureAwait(false);
+                await wait.CancelAsync().ConfigureAwait(false);
+                token.ThrowIfCancellationRequested();
+                if (woken == rescheduled)
+                {
+                    cursor = _time.GetUtcNow();
+                    continue;
+                }
+            }
+
+            var fireTime = next.Value;
+            var missed = 0;
+            var now = _time.GetUtcNow();
+            while (schedule.GetNextOccurrence(fireTime) is { } later && later <= now)
+            {
+                fireTime = later;
+                missed++;
+            }
+
+            if (missed > 0)
+            {
+                JobLog.FiresCollapsed(_logger, _jobName, missed, fireTime);
+            }
+
+            cursor = fireTime;
+            try
+            {
+                await _fire(fireTime).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+            {
+                JobLog.UnexpectedError(_logger, _jobName, "starting a fire", e);
+            }
+        }
+    }
+
+    private void SetNext(DateTimeOffset? next) => Interlocked.Exchange(ref _nextFireTicks, next?.UtcTicks ?? long.MinValue);
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
