@@ -45,7 +45,6 @@ internal sealed class ShardingCoordinator : IDisposable
         _logger = logger;
         _metrics = metrics;
         _time = time;
-        _view.Changed += OnViewChanged;
         _election.LeaderChanged += OnLeaderChanged;
     }
 
@@ -175,9 +174,43 @@ internal sealed class ShardingCoordinator : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sets <c>leader/sharding/necessary</c> and, in the same multi, bumps the sharding generation: a fire of another instance
+    /// that read the assignment before the flag then fails its marker multi, re-reads, and waits for the new assignment instead
+    /// of starting items of the old one. (A change the leader has not seen yet when a fire starts can still be acted on one fire
+    /// late, as in ElasticJob.) Idempotent.
+    /// </summary>
+    public async Task FlagAsync(string reason, CancellationToken cancellationToken)
+    {
+        await _registry.EnsurePathAsync(ZooKeeper.ZooKeeperPaths.Parent(_nodes.ShardingNecessary), cancellationToken).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            var sharding = await _registry.GetAsync(_nodes.Sharding, cancellationToken: cancellationToken).ConfigureAwait(false);
+            List<RegistryOp> operations = [new RegistryOp.Create(_nodes.ShardingNecessary, ReadOnlyMemory<byte>.Empty)];
+            if (sharding is not null)
+            {
+                operations.Add(new RegistryOp.SetData(_nodes.Sharding, sharding.Data, sharding.Stat.Version));
+            }
+
+            try
+            {
+                await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+                JobLog.ReshardingFlagged(_logger, _nodes.JobName, reason);
+                return;
+            }
+            catch (RegistryMultiException e) when (e.Code == RegistryErrorCode.NodeExists && e.FailedIndex == 0)
+            {
+                return; // flagged already
+            }
+            catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.BadVersion or RegistryErrorCode.NoNode && attempt < 5)
+            {
+                // the sharding node changed meanwhile: read it again
+            }
+        }
+    }
+
     public void Dispose()
     {
-        _view.Changed -= OnViewChanged;
         _election.LeaderChanged -= OnLeaderChanged;
         _stop.Cancel();
         _stop.Dispose();
@@ -250,7 +283,8 @@ internal sealed class ShardingCoordinator : IDisposable
         }
     }
 
-    private void OnViewChanged(ViewParts changed)
+    /// <summary>Called by the job runtime after it has applied a registry change (so a new config is already in force).</summary>
+    public void OnViewChanged(ViewParts changed)
     {
         if ((changed & (ViewParts.Config | ViewParts.Instances | ViewParts.Servers | ViewParts.Sharding | ViewParts.ReshardingFlag)) != 0)
         {
@@ -297,11 +331,7 @@ internal sealed class ShardingCoordinator : IDisposable
                 return;
             }
 
-            await _registry.CreateWithParentsAsync(_nodes.ShardingNecessary, ReadOnlyMemory<byte>.Empty, cancellationToken: _stop.Token).ConfigureAwait(false);
-            JobLog.ReshardingFlagged(_logger, _nodes.JobName, reason);
-        }
-        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
-        {
+            await FlagAsync(reason, _stop.Token).ConfigureAwait(false);
         }
         catch (RegistryException e)
         {

@@ -573,6 +573,8 @@ internal sealed class JobRuntime : IAsyncDisposable
             ApplyRegistryConfig();
         }
 
+        _sharding.OnViewChanged(changed);
+
         if ((changed & (ViewParts.Instances | ViewParts.Servers)) != 0)
         {
             Track(UpdateElectionAsync());
@@ -709,7 +711,7 @@ internal sealed class JobRuntime : IAsyncDisposable
             var orphans = Enumerable.Range(0, config.Shards).Where(i => !owners.TryGetValue(i, out var owner) || !live.Contains(owner)).ToList();
             if (orphans.Count > 0 && await _registry.ExistsAsync(_nodes.ShardingNecessary, cancellationToken: token).ConfigureAwait(false) is null)
             {
-                await _registry.CreateWithParentsAsync(_nodes.ShardingNecessary, ReadOnlyMemory<byte>.Empty, cancellationToken: token).ConfigureAwait(false);
+                await _sharding.FlagAsync($"reconcile found item(s) {string.Join(",", orphans)} without a live owner", token).ConfigureAwait(false);
                 JobLog.Reconciled(_logger, Name, $"item(s) {string.Join(",", orphans)} had no live owner; re-sharding flagged");
             }
 
@@ -823,25 +825,24 @@ internal sealed class JobRuntime : IAsyncDisposable
         }
 
         await BoundedAsync(_monitor.FlushAsync()).ConfigureAwait(false);
-        try
-        {
-            if (_participating)
-            {
-                await _election.ResignAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-
-            await _registry.DeleteAsync(_nodes.Instance(_instanceId), cancellationToken: CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is RegistryException or ObjectDisposedException)
-        {
-            // Closing the session removes the registration anyway.
-        }
-
+        await BoundedAsync(LeaveAsync()).ConfigureAwait(false);
         await BoundedAsync(Task.WhenAll(_background.Keys.ToList())).ConfigureAwait(false);
         JobLog.JobStopped(_logger, Name, _instanceId);
     }
 
-    /// <summary>Waits a few seconds at most: shutdown must not hang on a registry that does not answer.</summary>
+    /// <summary>Gives up leadership and the registration, so the others re-shard at once instead of after the session timeout.</summary>
+    private async Task LeaveAsync()
+    {
+        if (_participating)
+        {
+            await _election.ResignAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        await _registry.DeleteAsync(_nodes.Instance(_instanceId), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Waits a few seconds at most: shutdown must not hang on a registry that does not answer (closing the session
+    /// removes the registration anyway).</summary>
     private async Task BoundedAsync(Task task)
     {
         try

@@ -13,6 +13,9 @@ using ShardedJobs.Execution;
 
 namespace ShardedJobs.Hosting;
 
+/// <summary>Wraps the registry the host opens (tests and benchmarks count round trips through it).</summary>
+internal delegate IRegistry RegistryDecorator(IRegistry registry);
+
 /// <summary>
 /// The hosted service: on start it opens the registry (ZooKeeper, or the embedded one) with one session for the whole process,
 /// as ElasticJob's registry center, and starts a <see cref="JobRuntime"/> per job; on stop it stops them all (running items
@@ -31,6 +34,7 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
     private readonly Dictionary<string, JobRuntime> _jobs = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private IRegistry? _registry;
+    private IRegistry? _abandoned;
 
     public ShardedJobsHost(ShardedJobCatalog catalog, IOptions<ShardedJobsOptions> options, IServiceProvider services, TimeProvider time,
         ILoggerFactory? loggerFactory = null, IMeterFactory? meterFactory = null)
@@ -83,6 +87,11 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
             var serverIp = options.ServerIp ?? DetectServerIp();
             var instanceId = options.InstanceId ?? $"{serverIp}@-@{Environment.ProcessId}";
             var (registry, description) = await OpenRegistryAsync(options, cancellationToken).ConfigureAwait(false);
+            if (_services.GetService<RegistryDecorator>() is { } decorate)
+            {
+                registry = decorate(registry);
+            }
+
             JobLog.HostStarting(_logger, instanceId, _catalog.Definitions.Count, options.Namespace, description);
 
             var context = new RuntimeContext(registry, instanceId, serverIp, _services, _time, _loggerFactory, _metrics,
@@ -158,9 +167,45 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Test hook for a crash: stops every job as a dead process would (no graceful hand-over is possible because the caller has
+    /// cut the registry connection first) and leaves the session open, so the registry expires it after the session timeout,
+    /// exactly as after a SIGKILL. The session is closed for good by <see cref="DisposeAsync"/>.
+    /// </summary>
+    internal async Task AbandonAsync()
+    {
+        await _lifecycle.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            List<JobRuntime> jobs;
+            lock (_jobs)
+            {
+                _abandoned = _registry;
+                jobs = [.. _jobs.Values];
+                _registry = null;
+                _jobs.Clear();
+            }
+
+            await Task.WhenAll(jobs.Select(job => job.StopAsync(CancellationToken.None))).ConfigureAwait(false);
+            foreach (var job in jobs)
+            {
+                await job.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _abandoned, null) is { } abandoned)
+        {
+            await abandoned.DisposeAsync().ConfigureAwait(false);
+        }
+
         _metrics.Dispose();
     }
 

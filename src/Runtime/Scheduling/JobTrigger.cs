@@ -40,7 +40,11 @@ internal sealed class JobTrigger : IAsyncDisposable
         }
     }
 
-    public void Start() => _loop = Task.Run(RunAsync);
+    public void Start()
+    {
+        SetNext(_schedule().GetNextOccurrence(_time.GetUtcNow()));
+        _loop = Task.Run(RunAsync);
+    }
 
     /// <summary>The schedule changed: recompute the next fire time from now.</summary>
     public void Reschedule() => Interlocked.Exchange(ref _rescheduled, NewSignal()).TrySetResult();

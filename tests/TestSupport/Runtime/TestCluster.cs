@@ -1,0 +1,139 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using ShardedJobs.Coordination;
+
+namespace ShardedJobs.TestSupport.Runtime;
+
+/// <summary>
+/// Several ShardedJobs instances in one test, on the embedded registry and fake time: one <see cref="InMemoryRegistryServer"/>
+/// (so the instances see each other as on ZooKeeper), one <see cref="FakeTimeProvider"/> for the instances and the server,
+/// one <see cref="ExecutionLog"/> as the oracle, and an observer session for reading the registry.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    /// <summary>A Monday, midnight UTC: fire times in tests are easy to read.</summary>
+    public static readonly DateTimeOffset Epoch = new(2026, 1, 5, 0, 0, 0, TimeSpan.Zero);
+
+    private readonly List<TestNode> _nodes = [];
+
+    public TestCluster(TimeSpan? sessionTimeout = null)
+    {
+        Time = new FakeTimeProvider(Epoch);
+        Server = new InMemoryRegistryServer(Time, sessionTimeout ?? TimeSpan.FromSeconds(4));
+        Script = new JobScript(Time);
+        Observer = Server.Connect();
+    }
+
+    public FakeTimeProvider Time { get; }
+
+    public InMemoryRegistryServer Server { get; }
+
+    public ExecutionLog Log { get; } = new();
+
+    public JobScript Script { get; }
+
+    /// <summary>A session of its own, for assertions on the registry.</summary>
+    public IRegistry Observer { get; }
+
+    public IReadOnlyList<TestNode> Nodes => _nodes;
+
+    public async Task<TestNode> StartNodeAsync(string instanceId, IReadOnlyList<ShardedJobDefinition> jobs, Action<ShardedJobsOptions>? configure = null,
+        string? serverIp = null, Action<IServiceCollection>? services = null)
+    {
+        var node = await TestNode.StartAsync(new TestNodeSetup
+        {
+            InstanceId = instanceId,
+            ServerIp = serverIp,
+            Jobs = jobs,
+            Time = Time,
+            Log = Log,
+            Script = Script,
+            Embedded = Server,
+            SessionTimeout = Server.SessionTimeout,
+            Configure = configure,
+            Services = services,
+        }).ConfigureAwait(false);
+        _nodes.Add(node);
+        await SettleAsync().ConfigureAwait(false);
+        return node;
+    }
+
+    /// <summary>Moves fake time forward in small steps, letting the work each step triggers run before the next one.</summary>
+    public async Task AdvanceAsync(TimeSpan by, TimeSpan? step = null)
+    {
+        var target = Time.GetUtcNow() + by;
+        await AdvanceToAsync(target, step).ConfigureAwait(false);
+    }
+
+    public async Task AdvanceToAsync(DateTimeOffset target, TimeSpan? step = null)
+    {
+        var stride = step ?? TimeSpan.FromMilliseconds(250);
+        while (Time.GetUtcNow() < target)
+        {
+            var next = Time.GetUtcNow() + stride;
+            Time.SetUtcNow(next < target ? next : target);
+            await SettleAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Gives asynchronous work started by the last time step (watches, fires, item continuations) a chance to run.</summary>
+    public static async Task SettleAsync()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            await Task.Delay(3).ConfigureAwait(false);
+        }
+
+        for (var i = 0; i < 20 && ThreadPool.PendingWorkItemCount > 0; i++)
+        {
+            await Task.Delay(2).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The next fire time after now for a cron (UTC), to advance to.</summary>
+    public DateTimeOffset NextFire(string cron) => Scheduling.CronSchedule.Parse(cron, TimeZoneInfo.Utc).GetNextOccurrence(Time.GetUtcNow())!.Value;
+
+    /// <summary>Item → owner, as the registry has it.</summary>
+    public async Task<IReadOnlyDictionary<int, string>> AssignmentAsync(string job, int shards)
+    {
+        var nodes = new JobNodes(job);
+        var owners = new Dictionary<int, string>();
+        for (var item = 0; item < shards; item++)
+        {
+            if (await Observer.GetStringAsync(nodes.ItemInstance(item)).ConfigureAwait(false) is { } owner)
+            {
+                owners[item] = owner;
+            }
+        }
+
+        return owners;
+    }
+
+    /// <summary>Polls (real time) until <paramref name="condition"/> holds; fails with <paramref name="what"/> otherwise.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
+        while (!await condition().ConfigureAwait(false))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out waiting for: {what}");
+            }
+
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+    }
+
+    public static Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), what, timeout);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in _nodes)
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Observer.DisposeAsync().ConfigureAwait(false);
+    }
+}
