@@ -30,9 +30,9 @@ internal sealed class ShardedJobsOptionsValidator(ShardedJobCatalog catalog, IEn
             {
                 ZooKeeperConnectionString.Parse(connectionString);
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is FormatException or ArgumentException)
             {
-                errors.Add($"{ShardedJobsOptions.SectionName}:ZooKeeper:ConnectionString '{connectionString}' is invalid: {e.Message}. Use host:port[,host:port...][/chroot], e.g. 127.0.0.1:2181.");
+                errors.Add($"{ShardedJobsOptions.SectionName}:ZooKeeper:ConnectionString is invalid: {e.Message}");
             }
 
             if (zooKeeper.SessionTimeout <= TimeSpan.Zero)
