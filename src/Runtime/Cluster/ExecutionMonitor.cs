@@ -296,6 +296,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         while (!token.IsCancellationRequested)
         {
             await _releaseSignal.WaitAsync(token).ConfigureAwait(false);
+            await GatherAsync().ConfigureAwait(false);
             var batch = new List<Release>();
             while (_releases.TryPeek(out var next))
             {
@@ -309,6 +310,22 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             }
 
             await ApplyAsync(batch, token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Lets items that end at the same moment (on other threads) queue their releases before the multi goes out, so they share
+    /// it: yields to the thread pool until the queue stops growing. No timer: it costs no latency when nothing else is ending.
+    /// </summary>
+    private async Task GatherAsync()
+    {
+        var queued = _releases.Count;
+        for (var quietRounds = 0; quietRounds < 3;)
+        {
+            await Task.Yield();
+            var now = _releases.Count;
+            quietRounds = now == queued ? quietRounds + 1 : 0;
+            queued = now;
         }
     }
 

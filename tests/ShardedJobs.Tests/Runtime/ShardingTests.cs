@@ -142,6 +142,35 @@ public sealed class ShardingTests
         Assert.All(cluster.Log.For(second), r => Assert.Equal(4, r.TotalCount));
     }
 
+    [Fact]
+    public async Task Reconcile_flags_resharding_when_an_item_s_owner_is_not_live_and_the_next_fire_repairs_the_layout()
+    {
+        // ElasticJob scenario 32: an operator (or a bug) leaves an item owned by an instance that does not exist.
+        await using var cluster = new TestCluster();
+        var job = RecordingJob.Define("repair", Cron, 4) with { ReconcileIntervalMinutes = 1 };
+        var a = await cluster.StartNodeAsync("A", [job]);
+        await cluster.StartNodeAsync("B", [job]);
+        var first = cluster.NextFire(Cron);
+        await cluster.AdvanceToAsync(first);
+        await cluster.Log.WaitForEndedAsync(first, 4);
+
+        var nodes = new JobNodes("repair");
+        await TestCluster.WaitUntilAsync(async () => await cluster.Observer.ExistsAsync(nodes.ItemRunning(3), cancellationToken: Ct) is null, "item 3 released");
+        await cluster.Observer.SetAsync(nodes.ItemInstance(2), "ghost"u8.ToArray(), cancellationToken: Ct);
+        await cluster.Observer.CreateAsync(nodes.ItemRunning(3), JobNodeData.Encode(new ItemMarker("ghost", first, "t")), cancellationToken: Ct);
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(61), TimeSpan.FromSeconds(1));
+        await TestCluster.WaitUntilAsync(() => a.Logs.GetSnapshot().Any(r => r.Message.Contains("reconcile repaired: item(s) 2 had no live owner", StringComparison.Ordinal)), "reconcile reports its repair");
+        // The dead owner's marker never blocked item 3: the next fire took it over (or reconcile removed it first).
+        Assert.Null(await cluster.Observer.ExistsAsync(nodes.ItemRunning(3), cancellationToken: Ct));
+        Assert.Equal(cluster.Log.FireTimes().Count, cluster.Log.Runs.Count(r => r.Item == 3));
+
+        var next = cluster.NextFire(Cron);
+        await cluster.AdvanceToAsync(next);
+        await cluster.Log.WaitForEndedAsync(next, 4);
+        cluster.Log.AssertEachItemOnce(next, 4);
+        Assert.DoesNotContain("ghost", (await cluster.AssignmentAsync("repair", 4)).Values);
+    }
+
     internal static Dictionary<int, string> Expected(string layout) =>
         layout.Split(' ')
             .SelectMany(part => part.Split(':')[1].Split(',').Select(item => (Item: int.Parse(item, System.Globalization.CultureInfo.InvariantCulture), Instance: part.Split(':')[0])))
