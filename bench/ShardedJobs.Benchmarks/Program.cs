@@ -1,9 +1,18 @@
 using ShardedJobs.Benchmarks;
 
-// Benchmark harnesses that print their figures. Usage:
+// Benchmark harnesses that print their figures (one JSON line each). Usage:
 //   dotnet run -c Release --project bench/ShardedJobs.Benchmarks -- zk-client host:port workload seconds window
+//   ... -- trigger-delay (embedded|zookeeper) fires items
+//   ... -- round-trips (embedded|zookeeper) items fires
+//   ... -- many-jobs (embedded|zookeeper) jobs seconds
+// bench/runtime.sh runs the runtime set.
+static int Int(string text) => int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+
 return args switch
 {
+    ["trigger-delay", var registry, var fires, var items] => await RuntimeBenchmark.TriggerDelayAsync(registry, Int(fires), Int(items)),
+    ["round-trips", var registry, var items, var fires] => await RuntimeBenchmark.RoundTripsAsync(registry, Int(items), Int(fires)),
+    ["many-jobs", var registry, var jobs, var seconds] => await RuntimeBenchmark.ManyJobsAsync(registry, Int(jobs), Int(seconds)),
     ["zk-client", var hostPort, var workload, var seconds, var window] =>
         await ZooKeeperClientBenchmark.RunAsync(hostPort, workload, int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture), int.Parse(window, System.Globalization.CultureInfo.InvariantCulture)),
     _ => Usage(),
@@ -12,5 +21,6 @@ return args switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: zk-client host:port (get|createdelete|multi10) seconds window");
+    Console.Error.WriteLine("       trigger-delay (embedded|zookeeper) fires items | round-trips (embedded|zookeeper) items fires | many-jobs (embedded|zookeeper) jobs seconds");
     return 2;
 }

@@ -97,15 +97,14 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
             var context = new RuntimeContext(registry, instanceId, serverIp, _services, _time, _loggerFactory, _metrics,
                 new ShardingStrategyResolver(_services.GetServices<IShardingStrategy>()),
                 [.. _services.GetServices<IJobListener>()], [.. _services.GetServices<IJobErrorHandler>()], options);
-            var started = new List<JobRuntime>();
+            var started = _catalog.Definitions.OrderBy(d => d.Name, StringComparer.Ordinal)
+                .Select(definition => new JobRuntime(definition, JobSettings.Create(definition, options.Jobs.GetValueOrDefault(definition.Name)), context))
+                .ToList();
             try
             {
-                foreach (var definition in _catalog.Definitions.OrderBy(d => d.Name, StringComparer.Ordinal))
-                {
-                    var job = new JobRuntime(definition, JobSettings.Create(definition, options.Jobs.GetValueOrDefault(definition.Name)), context);
-                    started.Add(job);
-                    await job.StartAsync(cancellationToken).ConfigureAwait(false);
-                }
+                // Each start is a dozen registry round trips; with many jobs, overlap them (bounded, so ZooKeeper is not flooded).
+                await Parallel.ForEachAsync(started, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken },
+                    async (job, token) => await job.StartAsync(token).ConfigureAwait(false)).ConfigureAwait(false);
             }
             catch
             {

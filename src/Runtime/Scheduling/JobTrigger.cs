@@ -87,19 +87,21 @@ internal sealed class JobTrigger : IAsyncDisposable
                 continue;
             }
 
-            var delay = next.Value - _time.GetUtcNow();
-            if (delay > TimeSpan.Zero)
+            // Timers may wake a little early (delays are whole milliseconds): a fire never starts before its time.
+            var woken = false;
+            for (var delay = next.Value - _time.GetUtcNow(); delay > TimeSpan.Zero && !woken; delay = next.Value - _time.GetUtcNow())
             {
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(token);
-                var due = Task.Delay(delay, _time, wait.Token);
-                var woken = await Task.WhenAny(due, rescheduled).ConfigureAwait(false);
+                var due = Task.Delay(RoundUpToMilliseconds(delay), _time, wait.Token);
+                woken = await Task.WhenAny(due, rescheduled).ConfigureAwait(false) == rescheduled;
                 await wait.CancelAsync().ConfigureAwait(false);
                 token.ThrowIfCancellationRequested();
-                if (woken == rescheduled)
-                {
-                    cursor = _time.GetUtcNow();
-                    continue;
-                }
+            }
+
+            if (woken)
+            {
+                cursor = _time.GetUtcNow();
+                continue;
             }
 
             var fireTime = next.Value;
@@ -127,6 +129,9 @@ internal sealed class JobTrigger : IAsyncDisposable
             }
         }
     }
+
+    private static TimeSpan RoundUpToMilliseconds(TimeSpan delay) =>
+        TimeSpan.FromMilliseconds(Math.Ceiling(delay.TotalMilliseconds));
 
     private void SetNext(DateTimeOffset? next) => Interlocked.Exchange(ref _nextFireTicks, next?.UtcTicks ?? long.MinValue);
 

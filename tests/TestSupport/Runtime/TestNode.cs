@@ -33,6 +33,9 @@ public sealed record TestNodeSetup
     public Action<ShardedJobsOptions>? Configure { get; init; }
 
     public Action<IServiceCollection>? Services { get; init; }
+
+    /// <summary>False: no logging at all (benchmarks, where capturing every line would be the cost measured).</summary>
+    public bool CaptureLogs { get; init; } = true;
 }
 
 /// <summary>
@@ -78,7 +81,13 @@ public sealed class TestNode : IAsyncDisposable
         var services = new ServiceCollection();
         var collector = new FakeLogCollector();
         services.AddSingleton(collector);
-        services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Debug).AddProvider(new FakeLoggerProvider(collector)).AddProvider(new TestOutputLoggerProvider(setup.InstanceId)));
+        services.AddLogging(logging =>
+        {
+            if (setup.CaptureLogs)
+            {
+                logging.SetMinimumLevel(LogLevel.Debug).AddProvider(new FakeLoggerProvider(collector)).AddProvider(new TestOutputLoggerProvider(setup.InstanceId));
+            }
+        });
         services.AddSingleton(setup.Time);
         services.AddSingleton(setup.Log);
         services.AddSingleton(setup.Script);
