@@ -34,8 +34,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<Release> _releases = new();
     private readonly SemaphoreSlim _releaseSignal = new(0);
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _releaseLoop;
+    private readonly BackgroundLoop _releaseLoop = new();
 
     public ExecutionMonitor(IRegistry registry, JobNodes nodes, string instanceId, ILogger logger)
     {
@@ -43,7 +42,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         _nodes = nodes;
         _instanceId = instanceId;
         _logger = logger;
-        _releaseLoop = Task.Run(RunReleaseLoopAsync);
+        _releaseLoop.Start(RunReleaseLoopAsync);
     }
 
     /// <summary>
@@ -232,26 +231,11 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_stop.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _releaseLoop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
+        await _releaseLoop.DisposeAsync().ConfigureAwait(false);
         while (_releases.TryDequeue(out var release))
         {
             release.Done.TrySetResult();
         }
-
-        _stop.Dispose();
     }
 
     private async Task EnsureProgressAsync(CancellationToken cancellationToken)
@@ -290,9 +274,8 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         return ownerLive ? (item, MarkerState.Busy, node.Stat.Version) : (item, MarkerState.Stale, node.Stat.Version);
     }
 
-    private async Task RunReleaseLoopAsync()
+    private async Task RunReleaseLoopAsync(CancellationToken token)
     {
-        var token = _stop.Token;
         while (!token.IsCancellationRequested)
         {
             await _releaseSignal.WaitAsync(token).ConfigureAwait(false);

@@ -54,12 +54,11 @@ internal sealed class JobClusterView : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, Action<RegistryWatchEvent>> _watchers = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundLoop _loop = new();
     private readonly SemaphoreSlim _dirtySignal = new(0);
     private readonly ConcurrentQueue<TaskCompletionSource> _refreshWaiters = new();
     private readonly int _localShards;
     private int _dirty;
-    private Task _loop = Task.CompletedTask;
     private volatile State _state = new(null, null, ImmutableDictionary<string, InstanceRegistration>.Empty,
         ImmutableDictionary<string, bool>.Empty, false, ShardingSnapshot.None, ImmutableHashSet<int>.Empty, false);
 
@@ -122,7 +121,7 @@ internal sealed class JobClusterView : IAsyncDisposable
         }
 
         _state = state;
-        _loop = Task.Run(RunAsync);
+        _loop.Start(RunAsync);
     }
 
     /// <summary>Re-reads the given parts (on the loop) and completes once a refresh that started after this call succeeded.</summary>
@@ -168,26 +167,11 @@ internal sealed class JobClusterView : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _registry.SessionChanged -= OnSessionChanged;
-        if (_stop.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _loop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
+        await _loop.DisposeAsync().ConfigureAwait(false);
         while (_refreshWaiters.TryDequeue(out var waiter))
         {
             waiter.TrySetCanceled();
         }
-
-        _stop.Dispose();
     }
 
     private void OnSessionChanged(RegistrySessionEvent change)
@@ -223,9 +207,8 @@ internal sealed class JobClusterView : IAsyncDisposable
             }
         });
 
-    private async Task RunAsync()
+    private async Task RunAsync(CancellationToken token)
     {
-        var token = _stop.Token;
         while (!token.IsCancellationRequested)
         {
             await _dirtySignal.WaitAsync(token).ConfigureAwait(false);

@@ -325,8 +325,16 @@ internal sealed class ShardingCoordinator : IDisposable
                 return;
             }
 
+            if (ReshardingReason(_config(), _view.Sharding, _view.AvailableInstances()) is null)
+            {
+                return;
+            }
+
+            // The view may be between two events of one change (our own sharding deletes the flag and writes the stamp in one
+            // multi, but they arrive as two watch events): confirm on a fresh read before flagging.
+            await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag | ViewParts.Instances | ViewParts.Servers).WaitAsync(_stop.Token).ConfigureAwait(false);
             var reason = ReshardingReason(_config(), _view.Sharding, _view.AvailableInstances());
-            if (reason is null)
+            if (reason is null || _view.ReshardingNecessary || !_election.IsLeader)
             {
                 return;
             }

@@ -119,26 +119,8 @@ internal sealed class JobOperator(ShardedJobsHost host) : IJobOperator
     {
         var (job, registry) = Resolve(jobName);
         var path = job.Nodes.Config;
-        while (true)
-        {
-            var node = await registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false)
-                ?? throw new InvalidOperationException($"Job '{jobName}' has no config node '{path}' in the registry.");
-            var config = JobNodeData.DecodeConfig(path, node.Data);
-            if (config.Disabled == disabled)
-            {
-                return;
-            }
-
-            try
-            {
-                await registry.SetAsync(path, JobNodeData.Encode(config with { Disabled = disabled }), node.Stat.Version, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-            catch (RegistryException e) when (e.Code == RegistryErrorCode.BadVersion)
-            {
-                // changed meanwhile: apply ours to the new version
-            }
-        }
+        await UpdateAsync(registry, path, data => JobNodeData.DecodeConfig(path, data), config => config.Disabled == disabled ? null : config with { Disabled = disabled },
+            JobNodeData.Encode, () => new InvalidOperationException($"Job '{jobName}' has no config node '{path}' in the registry."), cancellationToken).ConfigureAwait(false);
     }
 
     private async Task SetServerAsync(string jobName, string serverIp, bool enabled, CancellationToken cancellationToken)
@@ -160,27 +142,36 @@ internal sealed class JobOperator(ShardedJobsHost host) : IJobOperator
         ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);
         var (job, registry) = Resolve(jobName);
         var path = job.Nodes.Instance(instanceId);
+        await UpdateAsync(registry, path, data => JobNodeData.DecodeRegistration(path, data),
+            registration => registration.Disabled == disabled ? null : registration with { Disabled = disabled }, JobNodeData.Encode,
+            () => new ArgumentException($"Instance '{instanceId}' is not live for job '{jobName}' (no node '{path}').", nameof(instanceId)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Read, change, write at the read version; again when someone else wrote meanwhile. A null change means nothing to do.</summary>
+    private static async Task UpdateAsync<T>(IRegistry registry, string path, Func<byte[], T> decode, Func<T, T?> change, Func<T, byte[]> encode,
+        Func<Exception> missing, CancellationToken cancellationToken)
+        where T : class
+    {
         while (true)
         {
-            var node = await registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false)
-                ?? throw new ArgumentException($"Instance '{instanceId}' is not live for job '{jobName}' (no node '{path}').", nameof(instanceId));
-            var registration = JobNodeData.DecodeRegistration(path, node.Data);
-            if (registration.Disabled == disabled)
+            var node = await registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false) ?? throw missing();
+            if (change(decode(node.Data)) is not { } changed)
             {
                 return;
             }
 
             try
             {
-                await registry.SetAsync(path, JobNodeData.Encode(registration with { Disabled = disabled }), node.Stat.Version, cancellationToken).ConfigureAwait(false);
+                await registry.SetAsync(path, encode(changed), node.Stat.Version, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (RegistryException e) when (e.Code == RegistryErrorCode.BadVersion)
             {
+                // changed meanwhile: apply ours to the new version
             }
             catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
             {
-                throw new ArgumentException($"Instance '{instanceId}' left while being {(disabled ? "disabled" : "enabled")}.", nameof(instanceId), e);
+                throw missing();
             }
         }
     }

@@ -16,9 +16,8 @@ internal sealed class JobTrigger : IAsyncDisposable
     private readonly Func<DateTimeOffset, Task> _fire;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundLoop _loop = new();
     private TaskCompletionSource _rescheduled = NewSignal();
-    private Task _loop = Task.CompletedTask;
     private long _nextFireTicks = long.MinValue;
 
     public JobTrigger(string jobName, Func<CronSchedule> schedule, Func<DateTimeOffset, Task> fire, TimeProvider time, ILogger logger)
@@ -43,7 +42,7 @@ internal sealed class JobTrigger : IAsyncDisposable
     public void Start()
     {
         SetNext(_schedule().GetNextOccurrence(_time.GetUtcNow()));
-        _loop = Task.Run(RunAsync);
+        _loop.Start(RunAsync);
     }
 
     /// <summary>The schedule changed: recompute the next fire time from now.</summary>
@@ -51,27 +50,12 @@ internal sealed class JobTrigger : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_stop.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _loop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
+        await _loop.DisposeAsync().ConfigureAwait(false);
         SetNext(null);
-        _stop.Dispose();
     }
 
-    private async Task RunAsync()
+    private async Task RunAsync(CancellationToken token)
     {
-        var token = _stop.Token;
         var cursor = _time.GetUtcNow();
         while (!token.IsCancellationRequested)
         {

@@ -22,7 +22,8 @@ public sealed class ShardingTests
             await cluster.StartNodeAsync(id, [job]);
         }
 
-        for (var round = 0; round < 3; round++)
+        var generations = new List<int>();
+        for (var round = 0; round < 4; round++)
         {
             var fire = cluster.NextFire(Cron);
             await cluster.AdvanceToAsync(fire);
@@ -30,7 +31,11 @@ public sealed class ShardingTests
             var ranOn = cluster.Log.AssertEachItemOnce(fire, 9);
             // Average allocation over the instances in descending id order: C, B, A (ElasticJob scenario 1).
             Assert.Equal(Expected("C:0,1,2 B:3,4,5 A:6,7,8"), ranOn);
+            generations.Add((await cluster.Observer.ExistsAsync(new JobNodes("sync").Sharding, cancellationToken: Ct))!.Version);
         }
+
+        // Sharded once: no spurious re-flagging afterwards (the stamp and the flag arrive as two events of one multi).
+        Assert.Single(generations.Distinct());
 
         Assert.Equal(Expected("C:0,1,2 B:3,4,5 A:6,7,8"), await cluster.AssignmentAsync("sync", 9));
         var stamp = await cluster.Observer.GetAsync(new JobNodes("sync").Sharding, cancellationToken: Ct);
