@@ -470,6 +470,9 @@ public abstract class RegistryContractTests<THarness>(THarness harness) : IClass
         Assert.Equal(1, elections.Count(e => e.IsLeader));
         Assert.Equal($"candidate-{leaderIndex}", leaders[0]);
 
+        // The leader's process dies: its election stops, then its session ends. (A live candidate that only lost its session
+        // contends again on its new session and may win: the embedded registry re-opens a session at once.)
+        await elections[leaderIndex].DisposeAsync();
         await harness.ExpireSessionAsync(registries[leaderIndex]);
 
         var deadline = DateTime.UtcNow + harness.SessionTimeout + TimeSpan.FromSeconds(10);

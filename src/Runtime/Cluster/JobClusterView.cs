@@ -59,6 +59,7 @@ internal sealed class JobClusterView : IAsyncDisposable
     private readonly ConcurrentQueue<TaskCompletionSource> _refreshWaiters = new();
     private readonly int _localShards;
     private int _dirty;
+    private volatile bool _refreshing;
     private volatile State _state = new(null, null, ImmutableDictionary<string, InstanceRegistration>.Empty,
         ImmutableDictionary<string, bool>.Empty, false, ShardingSnapshot.None, ImmutableHashSet<int>.Empty, false);
 
@@ -75,6 +76,9 @@ internal sealed class JobClusterView : IAsyncDisposable
 
     /// <summary>Raised on the view's loop after dirty parts were re-read, with the parts whose content changed.</summary>
     public event Action<ViewParts>? Changed;
+
+    /// <summary>Nothing is waiting to be re-read and no refresh is running.</summary>
+    internal bool IsIdle => !_refreshing && Volatile.Read(ref _dirty) == 0;
 
     /// <summary>The registry's config, or null when it is absent or unreadable (see <see cref="ConfigError"/>).</summary>
     public JobConfig? Config => _state.Config;
@@ -218,10 +222,12 @@ internal sealed class JobClusterView : IAsyncDisposable
                 waiters.Add(waiter);
             }
 
+            _refreshing = true;
             var dirty = (ViewParts)Interlocked.Exchange(ref _dirty, 0);
             if (dirty == ViewParts.None)
             {
                 waiters.ForEach(w => w.TrySetResult());
+                _refreshing = false;
                 continue;
             }
 
@@ -264,6 +270,8 @@ internal sealed class JobClusterView : IAsyncDisposable
             {
                 waiters.ForEach(w => w.TrySetResult());
             }
+
+            _refreshing = false;
         }
     }
 

@@ -30,6 +30,7 @@ internal sealed class ShardingCoordinator : IDisposable
     private readonly ShardedJobsMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _evaluating = new(1, 1);
+    private volatile bool _waiting;
     private readonly CancellationTokenSource _stop = new();
 
     public ShardingCoordinator(IRegistry registry, JobNodes nodes, JobClusterView view, LeaderElection election, ShardingStrategyResolver strategies,
@@ -47,6 +48,9 @@ internal sealed class ShardingCoordinator : IDisposable
         _time = time;
         _election.LeaderChanged += OnLeaderChanged;
     }
+
+    /// <summary>A fire is waiting for the leader's sharding (only a registry change or the deadline moves it on).</summary>
+    internal bool IsWaiting => _waiting;
 
     /// <summary>Why the last sharding no longer fits the cluster as the view sees it, or null when it fits.</summary>
     public static string? ReshardingReason(JobConfig config, ShardingSnapshot sharding, IReadOnlyList<string> available)
@@ -110,7 +114,17 @@ internal sealed class ShardingCoordinator : IDisposable
             var remaining = deadline - _time.GetUtcNow();
             using var deadlineSource = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time);
             using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineSource.Token);
-            var done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader, either.Token).ConfigureAwait(false);
+            bool done;
+            _waiting = true;
+            try
+            {
+                done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader, either.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                _waiting = false;
+            }
+
             cancellationToken.ThrowIfCancellationRequested();
             if (!done)
             {

@@ -42,6 +42,9 @@ public sealed class InMemoryRegistry : IRegistry
 
     public InMemoryRegistryServer Server => _server;
 
+    /// <summary>Watch and session events queued and not yet delivered (tests wait for zero before moving fake time on).</summary>
+    internal int PendingEvents => _events.Reader.Count;
+
     /// <summary>Test hook: every watch and session event waits this long (on the server's clock) before delivery.</summary>
     public TimeSpan WatchDeliveryDelay { get; set; }
 

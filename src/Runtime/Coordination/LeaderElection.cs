@@ -18,6 +18,7 @@ public sealed class LeaderElection : IAsyncDisposable
     private readonly SemaphoreSlim _attempt = new(1, 1);
     private volatile string? _leader;
     private volatile bool _participating;
+    private int _disposed;
 
     public LeaderElection(IRegistry registry, string path, string candidateId)
     {
@@ -72,8 +73,11 @@ public sealed class LeaderElection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _registry.SessionChanged -= OnSessionChanged;
-        await _stop.CancelAsync().ConfigureAwait(false);
-        _stop.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            // The token source is not disposed: a watch or session event may still read its token after this.
+            await _stop.CancelAsync().ConfigureAwait(false);
+        }
     }
 
     private async Task TryLeadAsync(CancellationToken cancellationToken)

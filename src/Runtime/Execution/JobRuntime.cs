@@ -108,6 +108,11 @@ internal sealed class JobRuntime : IAsyncDisposable
 
     internal JobClusterView View => _view;
 
+    /// <summary>No fire is starting (or the starting one waits for the leader) and the view is not refreshing; or nothing can
+    /// move without the registry. Tests wait for this before moving fake time on.</summary>
+    internal bool IsSettled =>
+        _stopped == 1 || _registry.State != RegistryState.Connected || ((_startGate.CurrentCount == 1 || _sharding.IsWaiting) && _view.IsIdle);
+
     /// <summary>Items this instance is executing now.</summary>
     internal IReadOnlyCollection<int> RunningHere => [.. _runningHere.Keys.Order()];
 

@@ -57,6 +57,18 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
 
     public IReadOnlyList<string> JobNames => [.. _catalog.Definitions.Select(d => d.Name).Order(StringComparer.Ordinal)];
 
+    /// <summary>Every job is settled and the registry has no undelivered events (see <see cref="JobRuntime.IsSettled"/>).</summary>
+    internal bool IsSettled
+    {
+        get
+        {
+            lock (_jobs)
+            {
+                return _jobs.Values.All(j => j.IsSettled) && (_registry is not InMemoryRegistry embedded || embedded.PendingEvents == 0);
+            }
+        }
+    }
+
     public JobRuntime GetJob(string jobName)
     {
         ArgumentNullException.ThrowIfNull(jobName);

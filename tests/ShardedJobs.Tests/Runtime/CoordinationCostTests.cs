@@ -39,13 +39,13 @@ public sealed class CoordinationCostTests
         }
 
         await cluster.AdvanceAsync(TimeSpan.FromSeconds(1));
-        await WaitForQuietAsync(nodes);
+        await WaitForQuietAsync(cluster, nodes);
         var before = nodes.Select(n => n.Registry.Requests).ToList();
         var fire = cluster.NextFire(Every10s);
         await cluster.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
         await cluster.Log.WaitForEndedAsync(fire, shards);
         await TestCluster.WaitUntilAsync(async () => await AllMarkersReleasedAsync(cluster, shards), "markers released");
-        await WaitForQuietAsync(nodes);
+        await WaitForQuietAsync(cluster, nodes);
 
         var perInstance = nodes.Select((n, i) => n.Registry.Requests - before[i]).ToList();
         var withItems = nodes.Where(n => cluster.Log.For(fire).Any(r => r.Instance == n.InstanceId)).Select(n => n.Registry.Requests - before[nodes.IndexOf(n)]);
@@ -70,12 +70,12 @@ public sealed class CoordinationCostTests
         return true;
     }
 
-    private static async Task WaitForQuietAsync(IReadOnlyList<TestNode> nodes)
+    private static async Task WaitForQuietAsync(TestCluster cluster, IReadOnlyList<TestNode> nodes)
     {
         var last = nodes.Sum(n => n.Registry.Requests);
         for (var i = 0; i < 5; i++)
         {
-            await TestCluster.SettleAsync();
+            await cluster.SettleAsync();
             var now = nodes.Sum(n => n.Registry.Requests);
             if (now == last)
             {

@@ -150,7 +150,7 @@ public sealed class ExecutionTests
         await cluster.AdvanceToAsync(fire + TimeSpan.FromSeconds(1));
 
         var stopping = node.StopAsync();
-        await TestCluster.SettleAsync();
+        await cluster.SettleAsync();
         Assert.False(stopping.IsCompleted);
         await cluster.AdvanceAsync(TimeSpan.FromSeconds(6));
         await stopping.WaitAsync(TimeSpan.FromSeconds(10), Ct);

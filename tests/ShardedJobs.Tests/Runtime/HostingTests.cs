@@ -164,7 +164,7 @@ public sealed class HostingTests
             {
                 skewed.Advance(TimeSpan.FromMilliseconds(250));
                 cluster.Time.Advance(TimeSpan.FromMilliseconds(250));
-                await TestCluster.SettleAsync();
+                await cluster.SettleAsync();
             }
 
             Assert.Empty(cluster.Log.Runs);

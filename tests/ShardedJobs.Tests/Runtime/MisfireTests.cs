@@ -51,16 +51,21 @@ public sealed class MisfireTests
     public async Task Items_that_finished_start_on_time_while_a_slow_item_of_the_same_fire_is_still_running()
     {
         await using var cluster = new TestCluster();
-        cluster.Script.Duration = shard => shard.Item == 0 ? TimeSpan.FromSeconds(15) : TimeSpan.FromSeconds(1);
         await cluster.StartNodeAsync("A", [RecordingJob.Define("mixed", Every10s, 3)]);
+        var warmUp = cluster.NextFire(Every10s); // the first fire also shards
+        await cluster.AdvanceToAsync(warmUp);
+        await cluster.Log.WaitForEndedAsync(warmUp, 3);
+        cluster.Script.Duration = shard => shard.Item == 0 ? TimeSpan.FromSeconds(15) : TimeSpan.FromSeconds(1);
 
         var first = cluster.NextFire(Every10s);
         await cluster.AdvanceToAsync(first + TimeSpan.FromSeconds(11));
         var second = first + TimeSpan.FromSeconds(10);
+        await cluster.Log.WaitForEndedAsync(second, 2);
         Assert.Equal([1, 2], cluster.Log.For(second).Select(r => r.Item));
         Assert.All(cluster.Log.For(second), r => Assert.InRange(r.Started - second, TimeSpan.Zero, TimeSpan.FromSeconds(1)));
 
         await cluster.AdvanceToAsync(first + TimeSpan.FromSeconds(16));
+        await cluster.Log.WaitUntilAsync(runs => runs.Any(r => r.Item == 0 && r.FireTime == second), "the catch-up of item 0 starts");
         var catchUp = Assert.Single(cluster.Log.Runs, r => r.Item == 0 && r.FireTime == second);
         var slowRun = Assert.Single(cluster.Log.For(first), r => r.Item == 0);
         Assert.InRange(catchUp.Started - slowRun.Ended!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(1));

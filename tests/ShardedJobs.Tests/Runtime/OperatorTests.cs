@@ -46,7 +46,7 @@ public sealed class OperatorTests
         var second = cluster.NextFire(Every10s);
         await cluster.AdvanceToAsync(second);
         await cluster.Log.WaitForEndedAsync(second, 5);
-        await TestCluster.SettleAsync();
+        await cluster.SettleAsync();
         Assert.Equal([0, 1, 2, 4, 5], cluster.Log.For(second).Select(r => r.Item));
         Assert.Equal(layout, await cluster.AssignmentAsync("items", 6));
         Assert.Null(await cluster.Observer.ExistsAsync(new JobNodes("items").ItemMisfire(3), cancellationToken: Ct));

@@ -140,7 +140,7 @@ public sealed class ShardingTests
         var second = cluster.NextFire(Cron);
         await cluster.AdvanceToAsync(second);
         await cluster.Log.WaitForEndedAsync(second, 4);
-        await TestCluster.SettleAsync();
+        await cluster.SettleAsync();
         cluster.Log.AssertEachItemOnce(second, 4);
         Assert.Null(await cluster.Observer.ExistsAsync(nodes.Item(4), cancellationToken: Ct));
         Assert.Null(await cluster.Observer.ExistsAsync(nodes.Item(5), cancellationToken: Ct));

@@ -71,22 +71,25 @@ public sealed class TestCluster : IAsyncDisposable
         while (Time.GetUtcNow() < target)
         {
             var next = Time.GetUtcNow() + stride;
+            await SettleAsync().ConfigureAwait(false);
             Time.SetUtcNow(next < target ? next : target);
             await SettleAsync().ConfigureAwait(false);
         }
     }
 
-    /// <summary>Gives asynchronous work started by the last time step (watches, fires, item continuations) a chance to run.</summary>
-    public static async Task SettleAsync()
+    /// <summary>
+    /// Lets the work started by the last time step run before the next one: waits (a bounded real-time wait) until every node
+    /// is settled — no fire starting, no view refreshing, no registry event undelivered — and the thread pool has drained.
+    /// Without it, fake time could run ahead of the cluster and a fire would start a step late.
+    /// </summary>
+    public async Task SettleAsync()
     {
-        for (var i = 0; i < 3; i++)
+        // Two consecutive settled looks, a millisecond apart; bounded, for work that only fake time can move on.
+        var quiet = 0;
+        for (var i = 0; i < 100 && quiet < 2; i++)
         {
-            await Task.Delay(3).ConfigureAwait(false);
-        }
-
-        for (var i = 0; i < 20 && ThreadPool.PendingWorkItemCount > 0; i++)
-        {
-            await Task.Delay(2).ConfigureAwait(false);
+            await Task.Delay(1).ConfigureAwait(false);
+            quiet = _nodes.All(n => n.IsSettled) ? quiet + 1 : 0;
         }
     }
 

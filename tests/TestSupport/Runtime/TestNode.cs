@@ -76,6 +76,9 @@ public sealed class TestNode : IAsyncDisposable
 
     internal JobRuntime Job(string name) => _host.GetJob(name);
 
+    /// <summary>No fire is starting, no view is refreshing, no registry event waits for delivery.</summary>
+    internal bool IsSettled => _host.IsSettled;
+
     public static async Task<TestNode> StartAsync(TestNodeSetup setup)
     {
         var services = new ServiceCollection();
