@@ -36,6 +36,13 @@ public sealed class ShardedJobsOptions
     /// warning (it never waits past the job's next fire time either).
     /// </summary>
     public TimeSpan ShardingWaitTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Self-fencing: when the registry connection has been suspended for this fraction of the session timeout, running items'
+    /// tokens are cancelled, so that a compensation elsewhere (which may start once the session expires) does not overlap them.
+    /// Between 0 and 1 (exclusive); default 0.5.
+    /// </summary>
+    public double SelfFencingFraction { get; set; } = 0.5;
 }
 
 /// <summary>Connection to a ZooKeeper ensemble (configuration section <c>ShardedJobs:ZooKeeper</c>).</summary>

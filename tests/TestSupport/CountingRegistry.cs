@@ -23,6 +23,8 @@ public sealed class CountingRegistry(IRegistry inner) : IRegistry
 
     public RegistryState State => inner.State;
 
+    public TimeSpan SessionTimeout => inner.SessionTimeout;
+
     public event Action<RegistrySessionEvent>? SessionChanged
     {
         add => inner.SessionChanged += value;

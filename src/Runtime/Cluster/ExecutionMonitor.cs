@@ -46,13 +46,16 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     }
 
     /// <summary>
-    /// Writes the running markers of <paramref name="items"/> and the progress record atomically, checked against
-    /// <paramref name="generation"/> (the <c>sharding</c> node's version; -1 skips the check). <paramref name="isRunningHere"/>
+    /// Writes the running markers of <paramref name="items"/> and (for a regular fire) the progress record atomically, checked
+    /// against <paramref name="generation"/> (the <c>sharding</c> node's version; -1 skips the check). <paramref name="isRunningHere"/>
     /// tells whether one of our own markers belongs to work still in flight here (otherwise it is a leftover and taken over).
-    /// <paramref name="clearMisfire"/> lists items whose misfire flag this run consumes (a catch-up).
+    /// <paramref name="clearMisfire"/> lists items whose misfire flag this run consumes (a catch-up). A compensation passes
+    /// <paramref name="recordProgress"/> false: its fire is an old one, and the progress record must never move backwards.
+    /// With <paramref name="onDeadOwner"/> (failover on), a marker of an instance that is gone is evidence: the callback hands
+    /// it to the failover protocol first, instead of the marker being taken over.
     /// </summary>
     public async Task<StartResult> StartAsync(IReadOnlyList<int> items, ItemMarker marker, int generation, IReadOnlyCollection<int> clearMisfire,
-        Func<int, bool> isRunningHere, CancellationToken cancellationToken)
+        Func<int, bool> isRunningHere, CancellationToken cancellationToken, bool recordProgress = true, Func<string, Task>? onDeadOwner = null)
     {
         if (items.Count == 0)
         {
@@ -86,7 +89,11 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 operations.Add(new RegistryOp.Delete(_nodes.ItemMisfire(item)));
             }
 
-            operations.Add(new RegistryOp.SetData(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(marker.FireTime, marker.TaskId))));
+            if (recordProgress)
+            {
+                operations.Add(new RegistryOp.SetData(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(marker.FireTime, marker.TaskId))));
+            }
+
             try
             {
                 if (candidates.Count > 0)
@@ -118,7 +125,18 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 // Some item is (or was) running, or its item node is missing: look at each marker.
                 stale.Clear();
                 var checks = await Task.WhenAll(candidates.Select(item => ClassifyAsync(item, isRunningHere, cancellationToken))).ConfigureAwait(false);
-                foreach (var (item, state, version) in checks)
+                var deadOwners = checks.Where(c => c.State == MarkerState.Stale && c.Owner is { } owner && owner != _instanceId).Select(c => c.Owner!).Distinct().ToList();
+                if (onDeadOwner is not null && deadOwners.Count > 0)
+                {
+                    foreach (var owner in deadOwners)
+                    {
+                        await onDeadOwner(owner).ConfigureAwait(false);
+                    }
+
+                    continue; // their markers became failover flags (or someone else's): look again
+                }
+
+                foreach (var (item, state, version, _) in checks)
                 {
                     switch (state)
                     {
@@ -250,28 +268,28 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         }
     }
 
-    private async Task<(int Item, MarkerState State, int Version)> ClassifyAsync(int item, Func<int, bool> isRunningHere, CancellationToken cancellationToken)
+    private async Task<(int Item, MarkerState State, int Version, string? Owner)> ClassifyAsync(int item, Func<int, bool> isRunningHere, CancellationToken cancellationToken)
     {
         var path = _nodes.ItemRunning(item);
         var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (node is null)
         {
             return await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false) is null
-                ? (item, MarkerState.NoItemNode, 0)
-                : (item, MarkerState.Free, 0);
+                ? (item, MarkerState.NoItemNode, 0, null)
+                : (item, MarkerState.Free, 0, null);
         }
 
         if (!JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out var error))
         {
             // Unreadable evidence cannot prove a run is going on; replace it, and say so.
             JobLog.CorruptNode(_logger, _nodes.JobName, path, error!.Message);
-            return (item, MarkerState.Stale, node.Stat.Version);
+            return (item, MarkerState.Stale, node.Stat.Version, null);
         }
 
         var ownerLive = marker!.Instance == _instanceId
             ? isRunningHere(item)
             : await _registry.ExistsAsync(_nodes.Instance(marker.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
-        return ownerLive ? (item, MarkerState.Busy, node.Stat.Version) : (item, MarkerState.Stale, node.Stat.Version);
+        return ownerLive ? (item, MarkerState.Busy, node.Stat.Version, marker.Instance) : (item, MarkerState.Stale, node.Stat.Version, marker.Instance);
     }
 
     private async Task RunReleaseLoopAsync(CancellationToken token)

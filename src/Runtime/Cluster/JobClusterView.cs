@@ -19,7 +19,8 @@ internal enum ViewParts
     Sharding = 16,
     DisabledItems = 32,
     Trigger = 64,
-    All = Config | Instances | Servers | ReshardingFlag | Sharding | DisabledItems | Trigger,
+    FailoverFlags = 128,
+    All = Config | Instances | Servers | ReshardingFlag | Sharding | DisabledItems | Trigger | FailoverFlags,
 }
 
 /// <summary>The assignment of the last sharding, read consistently (all items of one generation).</summary>
@@ -61,7 +62,7 @@ internal sealed class JobClusterView : IAsyncDisposable
     private int _dirty;
     private volatile bool _refreshing;
     private volatile State _state = new(null, null, ImmutableDictionary<string, InstanceRegistration>.Empty,
-        ImmutableDictionary<string, bool>.Empty, false, ShardingSnapshot.None, ImmutableHashSet<int>.Empty, false);
+        ImmutableDictionary<string, bool>.Empty, false, ShardingSnapshot.None, ImmutableHashSet<int>.Empty, false, ImmutableSortedSet<int>.Empty);
 
     public JobClusterView(IRegistry registry, JobNodes nodes, string instanceId, int localShards, ILogger logger, TimeProvider time)
     {
@@ -98,6 +99,9 @@ internal sealed class JobClusterView : IAsyncDisposable
 
     public ImmutableHashSet<int> DisabledItems => _state.DisabledItems;
 
+    /// <summary>Items waiting to be compensated (<c>leader/failover/items</c>), in item order.</summary>
+    public ImmutableSortedSet<int> PendingFailovers => _state.PendingFailovers;
+
     /// <summary>An operator asked this instance to fire (its <c>trigger/{id}</c> node exists).</summary>
     public bool TriggerRequested => _state.TriggerRequested;
 
@@ -119,7 +123,7 @@ internal sealed class JobClusterView : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var state = _state;
-        foreach (var part in new[] { ViewParts.Config, ViewParts.Instances, ViewParts.Servers, ViewParts.ReshardingFlag, ViewParts.Sharding, ViewParts.DisabledItems, ViewParts.Trigger })
+        foreach (var part in new[] { ViewParts.Config, ViewParts.Instances, ViewParts.Servers, ViewParts.ReshardingFlag, ViewParts.Sharding, ViewParts.DisabledItems, ViewParts.Trigger, ViewParts.FailoverFlags })
         {
             state = await ReadAsync(part, state, cancellationToken).ConfigureAwait(false);
         }
@@ -325,6 +329,11 @@ internal sealed class JobClusterView : IAsyncDisposable
             changed |= ViewParts.Trigger;
         }
 
+        if (!a.PendingFailovers.SetEquals(b.PendingFailovers))
+        {
+            changed |= ViewParts.FailoverFlags;
+        }
+
         return changed;
     }
 
@@ -341,6 +350,7 @@ internal sealed class JobClusterView : IAsyncDisposable
         ViewParts.Sharding => state with { Sharding = await ReadShardingAsync(token).ConfigureAwait(false) },
         ViewParts.DisabledItems => state with { DisabledItems = await ReadDisabledItemsAsync(state.Config, token).ConfigureAwait(false) },
         ViewParts.Trigger => state with { TriggerRequested = await ExistsAsync(_nodes.Trigger(_instanceId), ViewParts.Trigger, token).ConfigureAwait(false) },
+        ViewParts.FailoverFlags => state with { PendingFailovers = await ReadFailoverFlagsAsync(token).ConfigureAwait(false) },
         _ => state,
     };
 
@@ -482,6 +492,12 @@ internal sealed class JobClusterView : IAsyncDisposable
             .ToImmutableDictionary(o => o.item, o => Encoding.UTF8.GetString(o.node!.Data));
     }
 
+    private async Task<ImmutableSortedSet<int>> ReadFailoverFlagsAsync(CancellationToken token)
+    {
+        var names = await ChildrenWatchedAsync(_nodes.FailoverItems, ViewParts.FailoverFlags, token).ConfigureAwait(false);
+        return [.. names.Select(name => JobNodes.TryParseItem(name, out var item) ? item : -1).Where(item => item >= 0)];
+    }
+
     private async Task<ImmutableHashSet<int>> ReadDisabledItemsAsync(JobConfig? config, CancellationToken token)
     {
         var count = config?.Shards ?? _localShards; // the local config stands in while the registry's is unreadable
@@ -498,7 +514,8 @@ internal sealed class JobClusterView : IAsyncDisposable
         bool ReshardingNecessary,
         ShardingSnapshot Sharding,
         ImmutableHashSet<int> DisabledItems,
-        bool TriggerRequested);
+        bool TriggerRequested,
+        ImmutableSortedSet<int> PendingFailovers);
 }
 
 /// <summary>The data of <c>servers/{ip}</c>: exactly <c>ENABLED</c> or <c>DISABLED</c>, as ElasticJob writes it.</summary>

@@ -19,6 +19,9 @@ public interface IRegistry : IAsyncDisposable
 
     RegistryState State { get; }
 
+    /// <summary>The session timeout in force (ZooKeeper's negotiated one): a session silent this long ends, and so do its ephemerals.</summary>
+    TimeSpan SessionTimeout { get; }
+
     /// <summary>Session changes, delivered in order on the registry's event loop.</summary>
     event Action<RegistrySessionEvent>? SessionChanged;
 

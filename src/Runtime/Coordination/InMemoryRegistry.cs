@@ -40,6 +40,8 @@ public sealed class InMemoryRegistry : IRegistry
 
     public RegistryState State => _state;
 
+    public TimeSpan SessionTimeout => _server.SessionTimeout;
+
     public InMemoryRegistryServer Server => _server;
 
     /// <summary>Watch and session events queued and not yet delivered (tests wait for zero before moving fake time on).</summary>

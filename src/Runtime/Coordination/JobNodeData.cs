@@ -8,7 +8,11 @@ namespace ShardedJobs.Coordination;
 public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string TaskId);
 
 /// <summary>An item waiting for compensation: <c>leader/failover/items/{item}</c>.</summary>
-public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTime, string TaskId);
+/// <param name="CrashedInstance">The instance that did not finish it.</param>
+/// <param name="FireTime">The interrupted fire: the compensation runs with this <see cref="ShardContext.FireTime"/>.</param>
+/// <param name="TaskId">The interrupted execution's task id (or, for an item that never started, a synthetic one naming the fire).</param>
+/// <param name="FlaggedAt">When the crash was handled, by the flagging instance's clock (for the failover latency); optional.</param>
+public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? FlaggedAt = null);
 
 /// <summary>The fire an instance last started: <c>progress/{instanceId}</c>.</summary>
 public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId);
@@ -36,7 +40,14 @@ public static class JobNodeData
         WriteObject(w => Write(w, ("instance", marker.Instance), ("fireTime", marker.FireTime), ("taskId", marker.TaskId)));
 
     public static byte[] Encode(FailoverFlag flag) =>
-        WriteObject(w => Write(w, ("crashedInstance", flag.CrashedInstance), ("fireTime", flag.FireTime), ("taskId", flag.TaskId)));
+        WriteObject(w =>
+        {
+            Write(w, ("crashedInstance", flag.CrashedInstance), ("fireTime", flag.FireTime), ("taskId", flag.TaskId));
+            if (flag.FlaggedAt is { } flaggedAt)
+            {
+                w.WriteNumber("flaggedAt", flaggedAt.ToUnixTimeMilliseconds());
+            }
+        });
 
     public static byte[] Encode(InstanceProgress progress) =>
         WriteObject(w => Write(w, ("fireTime", progress.FireTime), ("taskId", progress.TaskId)));
@@ -130,6 +141,9 @@ public static class JobNodeData
     public static bool TryDecodeItemMarker(string path, byte[] data, out ItemMarker? marker, out RegistryDataException? error) =>
         TryDecode(path, data, ReadItemMarker, out marker, out error);
 
+    public static bool TryDecodeProgress(string path, byte[] data, out InstanceProgress? progress, out RegistryDataException? error) =>
+        TryDecode(path, data, ReadProgress, out progress, out error);
+
     public static bool TryDecodeFailoverFlag(string path, byte[] data, out FailoverFlag? flag, out RegistryDataException? error) =>
         TryDecode(path, data, ReadFailoverFlag, out flag, out error);
 
@@ -178,7 +192,8 @@ public static class JobNodeData
         new(RequiredString(fields, "instance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));
 
     private static FailoverFlag ReadFailoverFlag(Dictionary<string, JsonElement> fields) =>
-        new(RequiredString(fields, "crashedInstance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));
+        new(RequiredString(fields, "crashedInstance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),
+            fields.ContainsKey("flaggedAt") ? RequiredTime(fields, "flaggedAt") : null);
 
     private static InstanceProgress ReadProgress(Dictionary<string, JsonElement> fields) =>
         new(RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));

@@ -15,7 +15,9 @@ namespace ShardedJobs.Coordination;
 /// <item><c>leader/failover/items/{item}</c> records the interrupted fire time, task id and crashed instance, and is claimed by
 /// one multi (delete at version + write the claim), so no <c>leader/failover/latch</c> exists.</item>
 /// <item><c>progress/{instanceId}</c> (new) records the fire time an instance last started, to tell "assigned but never
-/// started" items after a crash.</item>
+/// started" items after a crash. It exists while the instance lives and until its departure has been handled: the multi that
+/// flags a departed instance's items for failover deletes it, so a departure is handled exactly once however many instances
+/// see it.</item>
 /// <item>No <c>leader/election/latch</c>: the election is one atomic create of the ephemeral <c>leader/election/instance</c>.</item>
 /// <item><c>sharding</c> (new data) records what the last sharding was computed from (<see cref="ShardingStamp"/>); its version is
 /// the sharding generation that every fire's marker multi checks, so no fire starts items of a replaced assignment.</item>
@@ -92,7 +94,7 @@ public sealed class JobNodes
     /// <summary><c>leader/failover/items</c>: items waiting to be compensated.</summary>
     public string FailoverItems => Root + "/leader/failover/items";
 
-    /// <summary><c>leader/failover/items/{item}</c>, persistent; data: JSON <c>{"crashedInstance","fireTime","taskId"}</c>.</summary>
+    /// <summary><c>leader/failover/items/{item}</c>, persistent; data: JSON <c>{"crashedInstance","fireTime","taskId","flaggedAt"}</c>.</summary>
     public string FailoverItem(int item) => FailoverItems + "/" + item.ToString(CultureInfo.InvariantCulture);
 
     /// <summary><c>progress</c>: one child per instance that ever started a fire.</summary>

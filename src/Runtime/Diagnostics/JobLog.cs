@@ -129,6 +129,25 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3066, Level = LogLevel.Error, Message = "Job '{Job}': error handler {Handler} threw")]
     public static partial void ErrorHandlerFailed(ILogger logger, string job, string handler, Exception exception);
 
+    // ----- failover -----
+    [LoggerMessage(EventId = 3070, Level = LogLevel.Warning, Message = "Job '{Job}': instance {Instance} {How}; its unfinished item(s) flagged for failover: {Items}")]
+    public static partial void DepartureHandled(ILogger logger, string job, string instance, string how, string items);
+
+    [LoggerMessage(EventId = 3071, Level = LogLevel.Information, Message = "Job '{Job}': item {Item} of {Crashed} (fire {FireTime:O}) claimed for compensation by {Claimant}")]
+    public static partial void FailoverClaimed(ILogger logger, string job, int item, string crashed, DateTimeOffset fireTime, string claimant);
+
+    [LoggerMessage(EventId = 3072, Level = LogLevel.Information, Message = "Job '{Job}': compensating item {Item} of {Crashed} for fire {FireTime:O} ({Latency} after it was flagged)")]
+    public static partial void Compensating(ILogger logger, string job, int item, string crashed, DateTimeOffset fireTime, TimeSpan latency);
+
+    [LoggerMessage(EventId = 3073, Level = LogLevel.Warning, Message = "Job '{Job}': failover flag of item {Item} discarded: {Reason}")]
+    public static partial void FailoverDiscarded(ILogger logger, string job, int item, string reason);
+
+    [LoggerMessage(EventId = 3074, Level = LogLevel.Warning, Message = "Job '{Job}': the registry connection has been suspended for {Suspended} (over {Fraction:P0} of the session timeout {SessionTimeout}); cancelling running item(s) {Items} so that a compensation elsewhere cannot overlap them (self-fencing)")]
+    public static partial void Fenced(ILogger logger, string job, TimeSpan suspended, double fraction, TimeSpan sessionTimeout, string items);
+
+    [LoggerMessage(EventId = 3075, Level = LogLevel.Information, Message = "Job '{Job}': registry {How}; this instance takes part in the next sharding")]
+    public static partial void Rejoined(ILogger logger, string job, string how);
+
     // ----- registry trouble -----
     [LoggerMessage(EventId = 3080, Level = LogLevel.Warning, Message = "Job '{Job}': {What} failed: {Reason}")]
     public static partial void RegistryCallFailed(ILogger logger, string job, string what, string reason);

@@ -22,6 +22,10 @@ internal sealed class ShardedJobsMetrics : IDisposable
     private readonly Counter<long> _misfires;
     private readonly Counter<long> _skippedFires;
     private readonly Counter<long> _reshardings;
+    private readonly Counter<long> _failoversFlagged;
+    private readonly Counter<long> _failoversClaimed;
+    private readonly Histogram<double> _failoverLatency;
+    private readonly Counter<long> _fenced;
 
     public ShardedJobsMetrics(IMeterFactory? meterFactory = null)
     {
@@ -33,6 +37,10 @@ internal sealed class ShardedJobsMetrics : IDisposable
         _misfires = _meter.CreateCounter<long>("shardedjobs.misfires", "{item}", "Items a fire could not start because they were still running.");
         _skippedFires = _meter.CreateCounter<long>("shardedjobs.fires.skipped", "{fire}", "Fires skipped on this instance, by reason.");
         _reshardings = _meter.CreateCounter<long>("shardedjobs.reshardings", "{sharding}", "Shardings computed by this instance as leader.");
+        _failoversFlagged = _meter.CreateCounter<long>("shardedjobs.failover.flagged", "{item}", "Unfinished items of departed instances flagged for compensation by this instance.");
+        _failoversClaimed = _meter.CreateCounter<long>("shardedjobs.failover.claimed", "{item}", "Flagged items this instance claimed to compensate.");
+        _failoverLatency = _meter.CreateHistogram<double>("shardedjobs.failover.latency", "s", "From flagging a departed instance's item to the start of its compensation.");
+        _fenced = _meter.CreateCounter<long>("shardedjobs.fenced", "{item}", "Items cancelled because this instance lost the registry for too long (self-fencing).");
     }
 
     public void ItemEnded(string job, ExecutionSource source, ShardOutcome outcome, TimeSpan duration)
@@ -54,6 +62,14 @@ internal sealed class ShardedJobsMetrics : IDisposable
     public void FireSkipped(string job, string reason) => _skippedFires.Add(1, new TagList { { "job", job }, { "reason", reason } });
 
     public void Sharded(string job) => _reshardings.Add(1, new TagList { { "job", job } });
+
+    public void FailoversFlagged(string job, int items) => _failoversFlagged.Add(items, new TagList { { "job", job } });
+
+    public void FailoverClaimed(string job) => _failoversClaimed.Add(1, new TagList { { "job", job } });
+
+    public void FailoverStarted(string job, TimeSpan sinceFlagged) => _failoverLatency.Record(Math.Max(0, sinceFlagged.TotalSeconds), new TagList { { "job", job } });
+
+    public void Fenced(string job, int items) => _fenced.Add(items, new TagList { { "job", job } });
 
     public void Dispose() => _meter.Dispose();
 

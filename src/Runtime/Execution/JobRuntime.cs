@@ -49,10 +49,14 @@ internal sealed class JobRuntime : IAsyncDisposable
     private readonly LeaderElection _election;
     private readonly ShardingCoordinator _sharding;
     private readonly ExecutionMonitor _monitor;
+    private readonly FailoverCoordinator _failover;
     private readonly ItemExecutor _executor;
     private readonly JobTrigger _trigger;
     private readonly SemaphoreSlim _startGate = new(1, 1);
     private readonly SemaphoreSlim _electionGate = new(1, 1);
+    private readonly SemaphoreSlim _claimGate = new(1, 1);
+    private readonly ConcurrentDictionary<int, FailoverClaim> _compensating = new();
+    private readonly Lock _fenceLock = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _executionsCancelled = new();
     private readonly ConcurrentDictionary<int, string> _runningHere = new();
@@ -62,6 +66,10 @@ internal sealed class JobRuntime : IAsyncDisposable
     private readonly byte[] _registration;
     private volatile ResolvedJobConfig _resolved;
     private ITimer? _reconcileTimer;
+    private ITimer? _fenceTimer;
+    private CancellationTokenSource _fence = new();
+    private List<(int Item, string TaskId)> _fenced = [];
+    private bool _fenceTripped;
     private bool _participating;
     private long _taskSequence;
     private int _stopped;
@@ -87,6 +95,7 @@ internal sealed class JobRuntime : IAsyncDisposable
         _election = new LeaderElection(_registry, _nodes.LeaderInstance, _instanceId);
         _sharding = new ShardingCoordinator(_registry, _nodes, _view, _election, context.Strategies, () => _resolved.Config, _instanceId, _logger, _metrics, _time);
         _monitor = new ExecutionMonitor(_registry, _nodes, _instanceId, _logger);
+        _failover = new FailoverCoordinator(_registry, _nodes, _view, _instanceId, () => _resolved, _logger, _metrics, _time);
         _executor = new ItemExecutor(definition, settings.MaxConcurrency, settings.ErrorPolicy, context.Services, context.Listeners, context.ErrorHandlers, _logger, _metrics, _time);
         _trigger = new JobTrigger(definition.Name, () => _resolved.Schedule, fireTime => FireAsync(fireTime, ExecutionSource.Schedule), _time, _logger);
     }
@@ -121,20 +130,33 @@ internal sealed class JobRuntime : IAsyncDisposable
         await ClaimJobRootAsync(cancellationToken).ConfigureAwait(false);
         await PublishConfigAsync(cancellationToken).ConfigureAwait(false);
         await EnsureNodeAsync(_nodes.Server(_context.ServerIp), ServerStatus.Encode(enabled: true), cancellationToken).ConfigureAwait(false);
+        _view.Changed += OnViewChanged;
+        await _view.StartAsync(cancellationToken).ConfigureAwait(false);
+        ApplyRegistryConfig();
+
+        if (FailoverActive)
+        {
+            // An earlier process with this instance id that died without handing over left its evidence under this id.
+            await _failover.FlagDepartedAsync(_instanceId, "left without handing over (an earlier run of this instance id)", cancellationToken).ConfigureAwait(false);
+        }
+
         await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), cancellationToken).ConfigureAwait(false);
         await _registry.EnsurePathAsync(_nodes.Instances, cancellationToken).ConfigureAwait(false);
         await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), _registration, cancellationToken).ConfigureAwait(false);
-
-        _view.Changed += OnViewChanged;
-        await _view.StartAsync(cancellationToken).ConfigureAwait(false);
         _knownInstances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
-        ApplyRegistryConfig();
+        _registry.SessionChanged += OnSessionChanged;
         await UpdateElectionAsync().ConfigureAwait(false);
 
         var config = _resolved.Config;
         if (config.Failover && !config.MonitorExecution)
         {
             JobLog.FailoverWithoutMonitoring(_logger, Name);
+        }
+
+        if (FailoverActive)
+        {
+            // Recovery after a total loss: the first instance back flags what the dead ones left, then compensates.
+            Track(RecoverAndClaimAsync());
         }
 
         if (config.ReconcileIntervalMinutes >= 1)
@@ -151,6 +173,9 @@ internal sealed class JobRuntime : IAsyncDisposable
 
         JobLog.JobStarted(_logger, Name, _instanceId, config.Cron, config.Shards, _trigger.NextFireTime);
     }
+
+    /// <summary>Failover can work: on, with the running markers it needs.</summary>
+    private bool FailoverActive => _resolved.Config is { Failover: true, MonitorExecution: true };
 
     /// <summary>Fires now for every item of this instance (an operator's trigger, or a test).</summary>
     public Task TriggerNowAsync() => FireAsync(TruncateToMilliseconds(_time.GetUtcNow()), ExecutionSource.Manual);
@@ -278,7 +303,7 @@ internal sealed class JobRuntime : IAsyncDisposable
                 }
 
                 var started = await _monitor.StartAsync(items, new ItemMarker(_instanceId, fireTime, taskId), sharding.Generation, clearMisfire,
-                    _runningHere.ContainsKey, token).ConfigureAwait(false);
+                    _runningHere.ContainsKey, token, onDeadOwner: FailoverActive ? owner => HandleDepartureAsync(owner) : null).ConfigureAwait(false);
                 if (started.AssignmentChanged)
                 {
                     await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(token).ConfigureAwait(false);
@@ -332,18 +357,37 @@ internal sealed class JobRuntime : IAsyncDisposable
         }).ToList();
         var execution = new JobExecution(Name, taskId, fireTime, _instanceId, source, shards);
         var session = _registry.SessionId;
-        var task = Task.Run(() => _executor.RunAsync(execution, result => OnItemEndedAsync(result, taskId, session, config), _executionsCancelled.Token));
+        CancellationToken fence;
+        lock (_fenceLock)
+        {
+            fence = _fence.Token;
+        }
+
+        // Cancelled by shutdown, and by self-fencing when this instance loses the registry for too long.
+        var cancellation = CancellationTokenSource.CreateLinkedTokenSource(_executionsCancelled.Token, fence);
+        var task = Task.Run(() => _executor.RunAsync(execution, result => OnItemEndedAsync(result, taskId, session, config, fence), cancellation.Token));
         _executions[task] = true;
-        _ = task.ContinueWith(t => _executions.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = task.ContinueWith(t =>
+        {
+            _executions.TryRemove(t, out _);
+            cancellation.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task OnItemEndedAsync(ShardResult result, string taskId, long session, JobConfig config)
+    private async Task OnItemEndedAsync(ShardResult result, string taskId, long session, JobConfig config, CancellationToken fence)
     {
-        // An item cut short by shutdown did not finish: with failover its marker stays as the evidence for compensation.
-        var keepMarker = result.Outcome == ShardOutcome.Cancelled && _stopping.IsCancellationRequested && config.Failover;
-        if (config.MonitorExecution && !keepMarker)
+        // An item cut short by shutdown or self-fencing did not finish: with failover, its marker (and claim) stay as the
+        // evidence its compensation is made from.
+        var cutShort = result.Outcome == ShardOutcome.Cancelled && (_stopping.IsCancellationRequested || fence.IsCancellationRequested);
+        var keepEvidence = cutShort && config is { Failover: true, MonitorExecution: true };
+        if (config.MonitorExecution && !keepEvidence)
         {
             await _monitor.ReleaseAsync(result.Item, taskId, session).ConfigureAwait(false);
+        }
+
+        if (_compensating.TryRemove(result.Item, out _) && !keepEvidence)
+        {
+            await _failover.ReleaseClaimAsync(result.Item, CancellationToken.None).ConfigureAwait(false);
         }
 
         _runningHere.TryRemove(new KeyValuePair<int, string>(result.Item, taskId));
@@ -356,6 +400,11 @@ internal sealed class JobRuntime : IAsyncDisposable
         if (catchUp && !_stopping.IsCancellationRequested)
         {
             Track(RunCatchUpsAsync());
+        }
+
+        if (_runningHere.IsEmpty && !_stopping.IsCancellationRequested)
+        {
+            Track(ClaimAndCompensateAsync()); // enquiry: idle again, so take what waits
         }
     }
 
@@ -457,6 +506,343 @@ internal sealed class JobRuntime : IAsyncDisposable
             $"{Name}@-@{string.Join(",", items)}@-@{source.ToString().ToUpperInvariant()}@-@{_instanceId}@-@{fireTime.ToUnixTimeMilliseconds()}.{Interlocked.Increment(ref _taskSequence)}");
 
     private static DateTimeOffset TruncateToMilliseconds(DateTimeOffset time) => DateTimeOffset.FromUnixTimeMilliseconds(time.ToUnixTimeMilliseconds());
+
+    // ----- failover -----
+
+    /// <summary>An instance left (or a fire found its marker and it is gone): flag its unfinished items. Errors are logged; the
+    /// departure stays unhandled (its progress record is the proof) for the next departure event or reconcile.</summary>
+    private async Task HandleDepartureAsync(string instanceId)
+    {
+        try
+        {
+            await _failover.FlagDepartedAsync(instanceId, "left (its registration is gone)", _stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, $"flagging the unfinished items of {instanceId}", e.Message);
+        }
+    }
+
+    private async Task RecoverAndClaimAsync()
+    {
+        try
+        {
+            await _failover.ReconcileAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "looking for unfinished items of instances that are gone", e.Message);
+        }
+
+        await ClaimAndCompensateAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Notification (flags appeared) and enquiry (this instance became idle): an idle, available instance claims as many waiting
+    /// items as its concurrency allows, each atomically, and compensates them. A busy one waits for its own items to end.
+    /// </summary>
+    private async Task ClaimAndCompensateAsync()
+    {
+        if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
+            || _registry.State != RegistryState.Connected || _view.PendingFailovers.IsEmpty || !_runningHere.IsEmpty)
+        {
+            return;
+        }
+
+        try
+        {
+            await _claimGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!_runningHere.IsEmpty || !_compensating.IsEmpty)
+            {
+                return;
+            }
+
+            foreach (var claim in await _failover.ClaimAsync(_settings.MaxConcurrency, _stopping.Token).ConfigureAwait(false))
+            {
+                _compensating[claim.Item] = claim;
+                Track(CompensateAsync(claim));
+            }
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "claiming items to compensate", e.Message);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _claimGate.Release();
+        }
+    }
+
+    /// <summary>Runs a claimed item with the interrupted fire time, once it is free (a run of it elsewhere is waited for).</summary>
+    private async Task CompensateAsync(FailoverClaim claim)
+    {
+        var token = _stopping.Token;
+        while (!token.IsCancellationRequested)
+        {
+            var free = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            CompensationStart outcome;
+            try
+            {
+                await _startGate.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                break;
+            }
+
+            try
+            {
+                outcome = await StartCompensationAsync(claim, token).ConfigureAwait(false);
+            }
+            catch (RegistryException e)
+            {
+                JobLog.RegistryCallFailed(_logger, Name, $"starting the compensation of item {claim.Item}", e.Message);
+                outcome = CompensationStart.Retry;
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                break;
+            }
+            finally
+            {
+                _startGate.Release();
+            }
+
+            switch (outcome)
+            {
+                case CompensationStart.Started or CompensationStart.Dropped:
+                    return;
+                case CompensationStart.Busy:
+                    await _monitor.WhenFreeAsync(claim.Item, () => free.TrySetResult(), token).ConfigureAwait(false);
+                    await free.Task.WaitAsync(token).ConfigureAwait(false);
+                    break;
+                default:
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, token).ConfigureAwait(false);
+                    break;
+            }
+        }
+
+        _compensating.TryRemove(claim.Item, out _); // stopping: the claim stays as evidence, compensated by whoever handles our departure
+    }
+
+    private async Task<CompensationStart> StartCompensationAsync(FailoverClaim claim, CancellationToken token)
+    {
+        var resolved = _resolved;
+        var item = claim.Item;
+        if (item >= resolved.Config.Shards)
+        {
+            await _failover.ReleaseClaimAsync(item, token).ConfigureAwait(false);
+            _compensating.TryRemove(item, out _);
+            JobLog.FailoverDiscarded(_logger, Name, item, $"the job has {resolved.Config.Shards} item(s) now");
+            return CompensationStart.Dropped;
+        }
+
+        if (resolved.Config.Disabled || _view.DisabledItems.Contains(item) || !_view.IsAvailable(_instanceId))
+        {
+            await _failover.ReturnClaimAsync(claim, "the job, the item or this instance is disabled", token).ConfigureAwait(false);
+            _compensating.TryRemove(item, out _);
+            return CompensationStart.Dropped;
+        }
+
+        if (_registry.State != RegistryState.Connected)
+        {
+            return CompensationStart.Retry;
+        }
+
+        if (_runningHere.ContainsKey(item))
+        {
+            return CompensationStart.Busy;
+        }
+
+        var fireTime = claim.Flag.FireTime;
+        var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
+        var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
+            _runningHere.ContainsKey, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
+        if (started.Started.Count == 0)
+        {
+            return CompensationStart.Busy;
+        }
+
+        var latency = claim.Flag.FlaggedAt is { } flaggedAt ? _time.GetUtcNow() - flaggedAt : TimeSpan.Zero;
+        _metrics.FailoverStarted(Name, latency);
+        JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
+        Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved);
+        return CompensationStart.Started;
+    }
+
+    private enum CompensationStart
+    {
+        Started,
+        Busy,
+        Retry,
+        Dropped,
+    }
+
+    // ----- self-fencing -----
+
+    private void OnSessionChanged(RegistrySessionEvent change)
+    {
+        if (_stopped == 1)
+        {
+            return;
+        }
+
+        switch (change.Kind)
+        {
+            case RegistrySessionEventKind.Suspended:
+                var after = _registry.SessionTimeout * _context.Options.SelfFencingFraction;
+                lock (_fenceLock)
+                {
+                    _fenceTimer?.Dispose();
+                    _fenceTimer = _time.CreateTimer(_ => Fence(after), null, after, Timeout.InfiniteTimeSpan);
+                }
+
+                break;
+            case RegistrySessionEventKind.SessionLost:
+                Fence(_registry.SessionTimeout, sessionLost: true); // the session is gone: what still runs here is compensated elsewhere
+                break;
+            case RegistrySessionEventKind.Reconnected:
+                StopFenceTimer();
+                Track(RecoverAsync(newSession: false));
+                break;
+            case RegistrySessionEventKind.NewSession:
+                StopFenceTimer();
+                Track(RecoverAsync(newSession: true));
+                break;
+        }
+    }
+
+    private void StopFenceTimer()
+    {
+        lock (_fenceLock)
+        {
+            _fenceTimer?.Dispose();
+            _fenceTimer = null;
+        }
+    }
+
+    /// <summary>Cancels what runs here (once per disconnection) and remembers it, so it can be handed to failover afterwards.</summary>
+    private void Fence(TimeSpan suspendedFor, bool sessionLost = false)
+    {
+        List<(int Item, string TaskId)> items;
+        CancellationTokenSource tripped;
+        lock (_fenceLock)
+        {
+            if (_fenceTripped || _stopped == 1 || (!sessionLost && _registry.State == RegistryState.Connected))
+            {
+                return;
+            }
+
+            _fenceTripped = true;
+            tripped = _fence;
+            items = [.. _runningHere.Select(r => (r.Key, r.Value))];
+            _fenced.AddRange(items);
+        }
+
+        // Outside the lock: cancellation runs the items' callbacks.
+        tripped.Cancel();
+        if (items.Count > 0)
+        {
+            _metrics.Fenced(Name, items.Count);
+            JobLog.Fenced(_logger, Name, suspendedFor, _context.Options.SelfFencingFraction, _registry.SessionTimeout, string.Join(",", items.Select(i => i.Item).Order()));
+        }
+    }
+
+    /// <summary>
+    /// Back on the registry. Same session: nobody handled this instance (it never left), so it flags the items it cut short
+    /// itself. New session: the others handled its departure if they could (its progress record is gone then); otherwise it
+    /// handles it now as they would have, and registers afresh either way. Fires wait meanwhile.
+    /// </summary>
+    private async Task RecoverAsync(bool newSession)
+    {
+        List<(int Item, string TaskId)> fenced;
+        lock (_fenceLock)
+        {
+            fenced = _fenced;
+            _fenced = [];
+            if (_fenceTripped)
+            {
+                _fence = new CancellationTokenSource(); // the tripped one is cancelled (or about to be); new runs get a fresh one
+                _fenceTripped = false;
+            }
+        }
+
+        try
+        {
+            await _startGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            if (newSession)
+            {
+                await ReclaimProgressAsync().ConfigureAwait(false);
+            }
+
+            if (fenced.Count > 0)
+            {
+                if (FailoverActive)
+                {
+                    await _failover.FlagOwnAsync(fenced, _stopping.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    foreach (var (item, taskId) in fenced)
+                    {
+                        _ = _monitor.ReleaseAsync(item, taskId, sessionAtStart: 0); // careful release: only if still ours
+                    }
+                }
+            }
+
+            if (newSession)
+            {
+                JobLog.Rejoined(_logger, Name, "session replaced after it expired");
+            }
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "recovering after the registry came back", e.Message);
+        }
+        finally
+        {
+            _startGate.Release();
+        }
+
+        Track(ClaimAndCompensateAsync());
+    }
+
+    /// <summary>
+    /// On a new session: the progress record is this instance's claim to its evidence. Gone: the others handled the departure;
+    /// start afresh. Still there: bump its version first, so an instance still handling the old departure fails its multi
+    /// (this instance is live again and handles its own items).
+    /// </summary>
+    private async Task ReclaimProgressAsync()
+    {
+        var path = _nodes.Progress(_instanceId);
+        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
+        if (node is null)
+        {
+            await EnsureNodeAsync(path, JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), _stopping.Token).ConfigureAwait(false);
+            return;
+        }
+
+        await _registry.SetAsync(path, node.Data, node.Stat.Version, _stopping.Token).ConfigureAwait(false);
+    }
 
     // ----- registration and registry changes -----
 
@@ -586,7 +972,11 @@ internal sealed class JobRuntime : IAsyncDisposable
             var instances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
             var departed = _knownInstances.Except(instances).ToList();
             _knownInstances = instances;
-            if (departed.Count > 0 && _election.IsLeader && !_resolved.Config.Failover)
+            if (departed.Count > 0 && FailoverActive)
+            {
+                departed.Where(d => d != _instanceId).ToList().ForEach(d => Track(HandleDepartureAsync(d)));
+            }
+            else if (departed.Count > 0 && _election.IsLeader && !_resolved.Config.Failover)
             {
                 Track(ClearLeftoversAsync(departed));
             }
@@ -604,6 +994,11 @@ internal sealed class JobRuntime : IAsyncDisposable
         if (changed.HasFlag(ViewParts.Trigger) && _view.TriggerRequested)
         {
             Track(HandleTriggerRequestAsync());
+        }
+
+        if ((changed & (ViewParts.FailoverFlags | ViewParts.Instances | ViewParts.Servers | ViewParts.Config)) != 0)
+        {
+            Track(ClaimAndCompensateAsync()); // notification: items wait, or this instance may claim again
         }
     }
 
@@ -720,9 +1115,14 @@ internal sealed class JobRuntime : IAsyncDisposable
                 JobLog.Reconciled(_logger, Name, $"item(s) {string.Join(",", orphans)} had no live owner; re-sharding flagged");
             }
 
-            if (!config.Failover)
+            if (FailoverActive)
+            {
+                await _failover.ReconcileAsync(token).ConfigureAwait(false);
+            }
+            else if (!config.Failover)
             {
                 await ClearLeftoversOfDeadInstancesAsync(live, config, token).ConfigureAwait(false);
+                await _failover.DropPendingAsync(token).ConfigureAwait(false);
             }
         }
         catch (RegistryException e) when (e.Code != RegistryErrorCode.NodeExists)
@@ -802,6 +1202,8 @@ internal sealed class JobRuntime : IAsyncDisposable
         }
 
         _view.Changed -= OnViewChanged;
+        _registry.SessionChanged -= OnSessionChanged;
+        StopFenceTimer();
         if (_reconcileTimer is not null)
         {
             await _reconcileTimer.DisposeAsync().ConfigureAwait(false);

@@ -71,6 +71,11 @@ internal sealed class ShardedJobsOptionsValidator(ShardedJobCatalog catalog, IEn
             errors.Add($"{ShardedJobsOptions.SectionName}:ShutdownTimeout {options.ShutdownTimeout} must not be negative.");
         }
 
+        if (options.SelfFencingFraction is <= 0 or >= 1 || double.IsNaN(options.SelfFencingFraction))
+        {
+            errors.Add($"{ShardedJobsOptions.SectionName}:SelfFencingFraction {options.SelfFencingFraction} must be between 0 and 1 (exclusive), e.g. 0.5: running items are cancelled after that fraction of the session timeout without a connection.");
+        }
+
         if (options.ShardingWaitTimeout <= TimeSpan.Zero)
         {
             errors.Add($"{ShardedJobsOptions.SectionName}:ShardingWaitTimeout {options.ShardingWaitTimeout} must be positive.");

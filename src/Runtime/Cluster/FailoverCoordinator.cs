@@ -1,0 +1,445 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+using ShardedJobs.Scheduling;
+
+namespace ShardedJobs.Cluster;
+
+/// <summary>An item this instance claimed for compensation.</summary>
+internal sealed record FailoverClaim(int Item, FailoverFlag Flag);
+
+/// <summary>
+/// The failover protocol of one job on one instance, in one place (design §3; ElasticJob's §5 with its gaps closed).
+/// <list type="number">
+/// <item><b>Flag.</b> When an instance leaves (its ephemeral registration vanishes: crash, kill, partition, or a stop that cut
+/// items short), every live instance flags its unfinished items in <c>leader/failover/items/{item}</c>: the items whose
+/// running marker names it, the items it was compensating (claims naming it: failover of a failover), and the items it was
+/// assigned for a fire that had come but that it never started (its progress record is older than that fire). Completed
+/// items have no marker, so they are never flagged. One multi writes every flag, removes the evidence it replaces and deletes
+/// the instance's progress record at the version read: the departure is handled exactly once, however many instances see it,
+/// and never after the instance came back (coming back bumps that version).</item>
+/// <item><b>Claim.</b> One multi per item: delete the flag at its version and write <c>sharding/{item}/failover</c> = the
+/// claimant with the interrupted fire time and task id. Two instances can never claim the same item; no latch.</item>
+/// <item><b>Compensate.</b> The job runtime runs the claimed item with <see cref="ShardContext.IsFailover"/> and the original
+/// fire time under the usual running-marker discipline, and calls <see cref="ReleaseClaimAsync"/> when it ends.</item>
+/// <item><b>Repair.</b> <see cref="ReconcileAsync"/> handles departures nobody handled (total loss: the first instance back
+/// flags what the dead ones left) and evidence naming dead instances that has no progress record.</item>
+/// </list>
+/// </summary>
+internal sealed class FailoverCoordinator
+{
+    private readonly IRegistry _registry;
+    private readonly JobNodes _nodes;
+    private readonly JobClusterView _view;
+    private readonly string _instanceId;
+    private readonly Func<ResolvedJobConfig> _config;
+    private readonly ILogger _logger;
+    private readonly ShardedJobsMetrics _metrics;
+    private readonly TimeProvider _time;
+
+    public FailoverCoordinator(IRegistry registry, JobNodes nodes, JobClusterView view, string instanceId, Func<ResolvedJobConfig> config,
+        ILogger logger, ShardedJobsMetrics metrics, TimeProvider time)
+    {
+        _registry = registry;
+        _nodes = nodes;
+        _view = view;
+        _instanceId = instanceId;
+        _config = config;
+        _logger = logger;
+        _metrics = metrics;
+        _time = time;
+    }
+
+    /// <summary>
+    /// Flags the unfinished items of <paramref name="instanceId"/>, which left. Returns the items flagged by this call (empty when
+    /// another instance handled the departure first, when there was nothing unfinished, or when the instance is live again).
+    /// </summary>
+    public async Task<IReadOnlyList<int>> FlagDepartedAsync(string instanceId, string how, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; attempt <= 5; attempt++)
+        {
+            var progressNode = await _registry.GetAsync(_nodes.Progress(instanceId), cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (progressNode is null)
+            {
+                return []; // handled already (or it never ran anything)
+            }
+
+            if (await _registry.ExistsAsync(_nodes.Instance(instanceId), cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return []; // it is live (it came back, or never left): it handles its own items
+            }
+
+            var progress = JobNodeData.TryDecodeProgress(_nodes.Progress(instanceId), progressNode.Data, out var read, out var error) ? read : null;
+            if (error is not null)
+            {
+                JobLog.CorruptNode(_logger, _nodes.JobName, _nodes.Progress(instanceId), error.Message);
+            }
+
+            var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
+            var plan = new FlagPlan(_time.GetUtcNow());
+            foreach (var (item, state) in evidence.Items)
+            {
+                if (state.Marker is { } marker && marker.Content.Instance == instanceId)
+                {
+                    plan.Flag(item, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId));
+                    plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
+                }
+
+                if (state.Claim is { } claim && claim.Content.Instance == instanceId)
+                {
+                    plan.Flag(item, new FailoverFlag(instanceId, claim.Content.FireTime, claim.Content.TaskId));
+                    plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), claim.Version));
+                }
+            }
+
+            foreach (var (item, fireTime) in NeverStarted(instanceId, progress, evidence))
+            {
+                plan.Flag(item, new FailoverFlag(instanceId, fireTime, NeverStartedTaskId(item, instanceId, fireTime)));
+            }
+
+            plan.Operations.AddRange(plan.Flags.Where(f => !evidence.PendingFlags.Contains(f.Key))
+                .Select(f => new RegistryOp.Create(_nodes.FailoverItem(f.Key), JobNodeData.Encode(f.Value with { FlaggedAt = plan.Now }))));
+            plan.Operations.Add(new RegistryOp.Delete(_nodes.Progress(instanceId), progressNode.Stat.Version));
+            try
+            {
+                await _registry.EnsurePathAsync(_nodes.FailoverItems, cancellationToken).ConfigureAwait(false);
+                await _registry.MultiAsync(plan.Operations, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryMultiException e) when (e.Path == _nodes.Progress(instanceId))
+            {
+                return []; // another instance handled it, or it came back (its progress version moved)
+            }
+            catch (RegistryMultiException) when (attempt < 5)
+            {
+                continue; // evidence changed between the reads and the multi: read again
+            }
+
+            var flagged = plan.Flags.Keys.Order().ToList();
+            _metrics.FailoversFlagged(_nodes.JobName, flagged.Count);
+            JobLog.DepartureHandled(_logger, _nodes.JobName, instanceId, how, flagged.Count == 0 ? "none" : string.Join(",", flagged));
+            return flagged;
+        }
+
+        return [];
+    }
+
+    /// <summary>
+    /// This instance cut items short while it was cut off (self-fencing) and is back: it flags them itself, if they are still its
+    /// own (their markers carry its task ids) and its departure was not handled meanwhile (its progress record, at the version
+    /// read, is the guard). Returns the items flagged.
+    /// </summary>
+    public async Task<IReadOnlyList<int>> FlagOwnAsync(IReadOnlyCollection<(int Item, string TaskId)> items, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; attempt <= 5; attempt++)
+        {
+            var progress = await _registry.ExistsAsync(_nodes.Progress(_instanceId), cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (progress is null || items.Count == 0)
+            {
+                return []; // handled by the others while this instance was gone
+            }
+
+            var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
+            var plan = new FlagPlan(_time.GetUtcNow());
+            foreach (var (item, taskId) in items)
+            {
+                if (!evidence.Items.TryGetValue(item, out var state))
+                {
+                    continue;
+                }
+
+                if (state.Marker is { } marker && marker.Content.Instance == _instanceId && marker.Content.TaskId == taskId)
+                {
+                    plan.Flag(item, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId));
+                    plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
+                    if (state.Claim is { } claim && claim.Content.Instance == _instanceId)
+                    {
+                        plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), claim.Version));
+                    }
+                }
+            }
+
+            if (plan.Flags.Count == 0)
+            {
+                return [];
+            }
+
+            plan.Operations.AddRange(plan.Flags.Where(f => !evidence.PendingFlags.Contains(f.Key))
+                .Select(f => new RegistryOp.Create(_nodes.FailoverItem(f.Key), JobNodeData.Encode(f.Value with { FlaggedAt = plan.Now }))));
+            plan.Operations.Add(new RegistryOp.Check(_nodes.Progress(_instanceId), progress.Version));
+            try
+            {
+                await _registry.EnsurePathAsync(_nodes.FailoverItems, cancellationToken).ConfigureAwait(false);
+                await _registry.MultiAsync(plan.Operations, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryMultiException) when (attempt < 5)
+            {
+                continue;
+            }
+
+            var flagged = plan.Flags.Keys.Order().ToList();
+            _metrics.FailoversFlagged(_nodes.JobName, flagged.Count);
+            JobLog.DepartureHandled(_logger, _nodes.JobName, _instanceId, "cut its own items short while cut off from the registry (self-fencing)", string.Join(",", flagged));
+            return flagged;
+        }
+
+        return [];
+    }
+
+    /// <summary>Claims up to <paramref name="capacity"/> waiting items, each atomically; returns what this instance won.</summary>
+    public async Task<IReadOnlyList<FailoverClaim>> ClaimAsync(int capacity, CancellationToken cancellationToken)
+    {
+        var shards = _config().Config.Shards;
+        var claims = new List<FailoverClaim>();
+        var waiting = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
+        foreach (var item in waiting.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0).Order())
+        {
+            if (claims.Count >= capacity)
+            {
+                break;
+            }
+
+            var flagPath = _nodes.FailoverItem(item);
+            var flagNode = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (flagNode is null)
+            {
+                continue; // someone else was faster
+            }
+
+            FailoverFlag? flag = null;
+            RegistryDataException? error = null;
+            if (item >= shards || !JobNodeData.TryDecodeFailoverFlag(flagPath, flagNode.Data, out flag, out error))
+            {
+                // An item that no longer exists, or a flag nobody can read: nothing to compensate; say so and clear it.
+                JobLog.FailoverDiscarded(_logger, _nodes.JobName, item, item >= shards ? $"the job has {shards} item(s) now" : error!.Message);
+                await DeleteQuietlyAsync(flagPath, flagNode.Stat.Version, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var claimPath = _nodes.ItemFailover(item);
+            var existing = await _registry.ExistsAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId));
+            RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Version);
+            try
+            {
+                await _registry.MultiAsync([new RegistryOp.Delete(flagPath, flagNode.Stat.Version), write], cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryMultiException)
+            {
+                continue; // claimed by another instance between our read and our multi
+            }
+
+            _metrics.FailoverClaimed(_nodes.JobName);
+            JobLog.FailoverClaimed(_logger, _nodes.JobName, item, flag.CrashedInstance, flag.FireTime, _instanceId);
+            claims.Add(new FailoverClaim(item, flag));
+        }
+
+        return claims;
+    }
+
+    /// <summary>The compensation of <paramref name="item"/> ended (ran to the end, or failed): the claim goes, if it is still ours.</summary>
+    public async Task ReleaseClaimAsync(int item, CancellationToken cancellationToken)
+    {
+        var path = _nodes.ItemFailover(item);
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var claim, out _) && claim!.Instance == _instanceId)
+        {
+            await DeleteQuietlyAsync(path, node.Stat.Version, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>This instance cannot compensate a claimed item now (job or item disabled, instance unavailable): the item waits again.</summary>
+    public async Task ReturnClaimAsync(FailoverClaim claim, string reason, CancellationToken cancellationToken)
+    {
+        var path = _nodes.ItemFailover(claim.Item);
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (node is null || !JobNodeData.TryDecodeItemMarker(path, node.Data, out var current, out _) || current!.Instance != _instanceId)
+        {
+            return;
+        }
+
+        try
+        {
+            await _registry.MultiAsync(
+            [
+                new RegistryOp.Delete(path, node.Stat.Version),
+                new RegistryOp.Create(_nodes.FailoverItem(claim.Item), JobNodeData.Encode(claim.Flag)),
+            ], cancellationToken).ConfigureAwait(false);
+            JobLog.FailoverDiscarded(_logger, _nodes.JobName, claim.Item, $"handed back to wait again: {reason}");
+        }
+        catch (RegistryMultiException)
+        {
+            // changed meanwhile: whoever changed it owns it now
+        }
+    }
+
+    /// <summary>
+    /// Handles every departure nobody handled (a progress record of an instance that is not live: after a total loss the first
+    /// instance back does it), then flags evidence naming instances that are not live and have no progress record, and drops
+    /// flags of items that no longer exist. Logs what it repaired.
+    /// </summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        var live = (await _registry.GetChildrenAsync(_nodes.Instances, cancellationToken: cancellationToken).ConfigureAwait(false) ?? []).ToHashSet(StringComparer.Ordinal);
+        var progress = await _registry.GetChildrenAsync(_nodes.ProgressRoot, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
+        foreach (var instance in progress.Where(p => !live.Contains(p) && p != _instanceId))
+        {
+            await FlagDepartedAsync(instance, "was found gone by reconcile", cancellationToken).ConfigureAwait(false);
+        }
+
+        var withProgress = (await _registry.GetChildrenAsync(_nodes.ProgressRoot, cancellationToken: cancellationToken).ConfigureAwait(false) ?? []).ToHashSet(StringComparer.Ordinal);
+        var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
+        var now = _time.GetUtcNow();
+        foreach (var (item, state) in evidence.Items)
+        {
+            foreach (var (path, found) in new[] { (_nodes.ItemRunning(item), state.Marker), (_nodes.ItemFailover(item), state.Claim) })
+            {
+                if (found is not { } evidenceNode || live.Contains(evidenceNode.Content.Instance) || withProgress.Contains(evidenceNode.Content.Instance))
+                {
+                    continue;
+                }
+
+                var flag = new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, now);
+                List<RegistryOp> operations = [new RegistryOp.Delete(path, evidenceNode.Version)];
+                if (!evidence.PendingFlags.Contains(item))
+                {
+                    operations.Add(new RegistryOp.Create(_nodes.FailoverItem(item), JobNodeData.Encode(flag)));
+                }
+
+                try
+                {
+                    await _registry.EnsurePathAsync(_nodes.FailoverItems, cancellationToken).ConfigureAwait(false);
+                    await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+                    JobLog.Reconciled(_logger, _nodes.JobName, $"flagged item {item} for failover: '{path}' named {evidenceNode.Content.Instance}, which is gone and left no progress record");
+                }
+                catch (RegistryMultiException)
+                {
+                    // changed meanwhile; the next reconcile looks again
+                }
+            }
+        }
+
+        var shards = _config().Config.Shards;
+        foreach (var stale in evidence.PendingFlags.Where(i => i >= shards))
+        {
+            await DeleteQuietlyAsync(_nodes.FailoverItem(stale), -1, cancellationToken).ConfigureAwait(false);
+            JobLog.Reconciled(_logger, _nodes.JobName, $"dropped the failover flag of item {stale}: the job has {shards} item(s)");
+        }
+    }
+
+    /// <summary>Failover switched off: waiting flags are dropped (nobody would compensate them), with a log line each.</summary>
+    public async Task DropPendingAsync(CancellationToken cancellationToken)
+    {
+        foreach (var item in await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [])
+        {
+            await DeleteQuietlyAsync(_nodes.FailoverItems + "/" + item, -1, cancellationToken).ConfigureAwait(false);
+            JobLog.Reconciled(_logger, _nodes.JobName, $"dropped the failover flag of item {item}: Failover is off");
+        }
+    }
+
+    /// <summary>The fires <paramref name="instanceId"/> should have started with its assignment but did not: the latest fire
+    /// time since its last started fire, for each of its enabled items that nobody is running.</summary>
+    private IEnumerable<(int Item, DateTimeOffset FireTime)> NeverStarted(string instanceId, InstanceProgress? progress, Evidence evidence)
+    {
+        var resolved = _config();
+        var sharding = _view.Sharding;
+        if (resolved.Config.Disabled || sharding.Stamp is not { } stamp || !stamp.Instances.Contains(instanceId))
+        {
+            yield break;
+        }
+
+        // Fires before the assignment was made were not this assignment's: start just before the sharding (it happens at a fire).
+        var lastStarted = progress?.FireTime ?? DateTimeOffset.MinValue;
+        var from = lastStarted > stamp.ShardedAt - TimeSpan.FromSeconds(5) ? lastStarted : stamp.ShardedAt - TimeSpan.FromSeconds(5);
+        var now = _time.GetUtcNow();
+        if (from < now - TimeSpan.FromDays(1))
+        {
+            from = now - TimeSpan.FromDays(1);
+        }
+
+        DateTimeOffset? due = null;
+        for (var (next, guard) = (resolved.Schedule.GetNextOccurrence(from), 0); next is { } fire && fire <= now && guard < 100_000; next = resolved.Schedule.GetNextOccurrence(fire), guard++)
+        {
+            due = fire;
+        }
+
+        if (due is not { } missed || missed <= lastStarted)
+        {
+            yield break;
+        }
+
+        foreach (var (item, owner) in sharding.Owners)
+        {
+            if (owner == instanceId && item < resolved.Config.Shards && !_view.DisabledItems.Contains(item)
+                && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
+            {
+                yield return (item, missed);
+            }
+        }
+    }
+
+    private string NeverStartedTaskId(int item, string instanceId, DateTimeOffset fireTime) =>
+        string.Create(CultureInfo.InvariantCulture, $"{_nodes.JobName}@-@{item}@-@NEVER-STARTED@-@{instanceId}@-@{fireTime.ToUnixTimeMilliseconds()}");
+
+    /// <summary>Every item's running marker and failover claim, and the items already waiting: 2 reads per item, concurrently.</summary>
+    private async Task<Evidence> ReadEvidenceAsync(CancellationToken cancellationToken)
+    {
+        var shards = _config().Config.Shards;
+        var items = await Task.WhenAll(Enumerable.Range(0, shards).Select(async item =>
+        {
+            var marker = await ReadMarkerAsync(_nodes.ItemRunning(item), cancellationToken).ConfigureAwait(false);
+            var claim = await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false);
+            return (item, state: new ItemEvidence(marker, claim));
+        })).ConfigureAwait(false);
+        var pending = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
+        return new Evidence(items.ToImmutableDictionary(i => i.item, i => i.state),
+            [.. pending.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0)]);
+    }
+
+    private async Task<Versioned<ItemMarker>?> ReadMarkerAsync(string path, CancellationToken cancellationToken)
+    {
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (node is null)
+        {
+            return null;
+        }
+
+        if (JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out var error))
+        {
+            return new Versioned<ItemMarker>(marker!, node.Stat.Version);
+        }
+
+        JobLog.CorruptNode(_logger, _nodes.JobName, path, error!.Message);
+        return null;
+    }
+
+    private async Task DeleteQuietlyAsync(string path, int version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _registry.DeleteAsync(path, version, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code is RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion)
+        {
+        }
+    }
+
+    private sealed record Versioned<T>(T Content, int Version);
+
+    private sealed record ItemEvidence(Versioned<ItemMarker>? Marker, Versioned<ItemMarker>? Claim);
+
+    private sealed record Evidence(ImmutableDictionary<int, ItemEvidence> Items, ImmutableHashSet<int> PendingFlags);
+
+    private sealed class FlagPlan(DateTimeOffset now)
+    {
+        public DateTimeOffset Now { get; } = now;
+
+        public Dictionary<int, FailoverFlag> Flags { get; } = [];
+
+        public List<RegistryOp> Operations { get; } = [];
+
+        /// <summary>The first reason found for an item wins: a marker and a claim of one compensation name the same fire.</summary>
+        public void Flag(int item, FailoverFlag flag) => Flags.TryAdd(item, flag);
+    }
+}
