@@ -15,7 +15,7 @@ public sealed class StableClusterTests
     [Fact]
     public async Task Every_item_runs_exactly_once_per_fire_and_a_graceful_stop_reshards_over_the_others()
     {
-        await using var cluster = await ZooKeeperCluster.StartAsync();
+        await using var cluster = await ZooKeeperTestCluster.StartAsync();
         cluster.Script.Duration = _ => TimeSpan.FromMilliseconds(200);
         var job = RecordingJob.Define("zk-sync", EveryTwoSeconds, 9);
         var a = await cluster.StartNodeAsync("A", [job]);
@@ -38,7 +38,7 @@ public sealed class CrashedInstanceTests
     [Fact]
     public async Task After_an_instance_s_session_expires_its_items_are_resharded_over_the_survivors()
     {
-        await using var cluster = await ZooKeeperCluster.StartAsync();
+        await using var cluster = await ZooKeeperTestCluster.StartAsync();
         cluster.Script.Duration = _ => TimeSpan.FromMilliseconds(200);
         var job = RecordingJob.Define("zk-crash", StableClusterTests.EveryTwoSeconds, 6);
         await cluster.StartNodeAsync("A", [job]);

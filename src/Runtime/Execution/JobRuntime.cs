@@ -59,7 +59,7 @@ internal sealed class JobRuntime : IAsyncDisposable
     private readonly Lock _fenceLock = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _executionsCancelled = new();
-    private readonly ConcurrentDictionary<int, string> _runningHere = new();
+    private readonly ConcurrentDictionary<int, RunningItem> _runningHere = new();
     private readonly ConcurrentDictionary<Task, bool> _executions = new();
     private readonly ConcurrentDictionary<Task, bool> _background = new();
     private readonly Dictionary<int, DateTimeOffset> _catchUps = [];
@@ -279,6 +279,20 @@ internal sealed class JobRuntime : IAsyncDisposable
                 return;
             }
 
+            if (source == ExecutionSource.Misfire && onlyItems is not null)
+            {
+                lock (_catchUps)
+                {
+                    // Another catch-up may have run them already: only what still waits for this fire.
+                    onlyItems = [.. onlyItems.Where(i => _catchUps.TryGetValue(i, out var pending) && pending == fireTime)];
+                }
+
+                if (onlyItems.Count == 0)
+                {
+                    return;
+                }
+            }
+
             var mine = sharding.ItemsOf(_instanceId);
             var disabled = _view.DisabledItems;
             var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i)).ToList();
@@ -291,6 +305,8 @@ internal sealed class JobRuntime : IAsyncDisposable
                 }
             }
 
+            // An item already running here for this very fire (a catch-up that won the race) is not a misfire of it.
+            items.RemoveAll(i => _runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime);
             var busy = items.Where(_runningHere.ContainsKey).ToList();
             items.RemoveAll(busy.Contains);
             var taskId = NewTaskId(items, source, fireTime);
@@ -339,7 +355,7 @@ internal sealed class JobRuntime : IAsyncDisposable
 
         foreach (var item in items)
         {
-            _runningHere[item] = taskId;
+            _runningHere[item] = new RunningItem(taskId, fireTime);
         }
 
         var config = resolved.Config;
@@ -390,7 +406,11 @@ internal sealed class JobRuntime : IAsyncDisposable
             await _failover.ReleaseClaimAsync(result.Item, CancellationToken.None).ConfigureAwait(false);
         }
 
-        _runningHere.TryRemove(new KeyValuePair<int, string>(result.Item, taskId));
+        if (_runningHere.TryGetValue(result.Item, out var running) && running.TaskId == taskId)
+        {
+            _runningHere.TryRemove(new KeyValuePair<int, RunningItem>(result.Item, running));
+        }
+
         bool catchUp;
         lock (_catchUps)
         {
@@ -681,6 +701,9 @@ internal sealed class JobRuntime : IAsyncDisposable
         return CompensationStart.Started;
     }
 
+    /// <summary>What runs here for an item: the execution's task id and the fire it belongs to.</summary>
+    private sealed record RunningItem(string TaskId, DateTimeOffset FireTime);
+
     private enum CompensationStart
     {
         Started,
@@ -746,7 +769,7 @@ internal sealed class JobRuntime : IAsyncDisposable
 
             _fenceTripped = true;
             tripped = _fence;
-            items = [.. _runningHere.Select(r => (r.Key, r.Value))];
+            items = [.. _runningHere.Select(r => (r.Key, r.Value.TaskId))];
             _fenced.AddRange(items);
         }
 

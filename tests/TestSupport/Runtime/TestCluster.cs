@@ -9,7 +9,7 @@ namespace ShardedJobs.TestSupport.Runtime;
 /// (so the instances see each other as on ZooKeeper), one <see cref="FakeTimeProvider"/> for the instances and the server,
 /// one <see cref="ExecutionLog"/> as the oracle, and an observer session for reading the registry.
 /// </summary>
-public sealed class TestCluster : IAsyncDisposable
+public sealed class TestCluster : IClusterHarness
 {
     /// <summary>A Monday, midnight UTC: fire times in tests are easy to read.</summary>
     public static readonly DateTimeOffset Epoch = new(2026, 1, 5, 0, 0, 0, TimeSpan.Zero);
@@ -36,6 +36,50 @@ public sealed class TestCluster : IAsyncDisposable
     public IRegistry Observer { get; }
 
     public IReadOnlyList<TestNode> Nodes => _nodes;
+
+    public TimeSpan SessionTimeout => Server.SessionTimeout;
+
+    /// <summary>The embedded server expires a session exactly at its timeout.</summary>
+    public TimeSpan TickTime => TimeSpan.Zero;
+
+    public DateTimeOffset Now => Time.GetUtcNow();
+
+    public Task<TestNode> StartNodeAsync(string instanceId, IReadOnlyList<ShardedJobDefinition> jobs, Action<ShardedJobsOptions>? configure) =>
+        StartNodeAsync(instanceId, jobs, configure, serverIp: null, services: null);
+
+    public Task CrashAsync(TestNode node) => node.CrashAsync();
+
+    public Task CutAsync(TestNode node)
+    {
+        node.Embedded.Suspend();
+        return Task.CompletedTask;
+    }
+
+    public Task RestoreAsync(TestNode node)
+    {
+        node.Embedded.Resume();
+        return Task.CompletedTask;
+    }
+
+    public async Task<DateTimeOffset> RunUntilAsync(Func<IReadOnlyList<ItemRun>, bool> condition, TimeSpan within, string what)
+    {
+        var deadline = Now + within;
+        while (true)
+        {
+            await SettleAsync().ConfigureAwait(false);
+            if (condition(Log.Runs))
+            {
+                return Now;
+            }
+
+            if (Now >= deadline)
+            {
+                throw new TimeoutException($"Not within {within} of fake time: {what}. Execution log:\n{Log.Describe()}");
+            }
+
+            await AdvanceAsync(TimeSpan.FromMilliseconds(250)).ConfigureAwait(false);
+        }
+    }
 
     public async Task<TestNode> StartNodeAsync(string instanceId, IReadOnlyList<ShardedJobDefinition> jobs, Action<ShardedJobsOptions>? configure = null,
         string? serverIp = null, Action<IServiceCollection>? services = null)
@@ -65,7 +109,9 @@ public sealed class TestCluster : IAsyncDisposable
         await AdvanceToAsync(target, step).ConfigureAwait(false);
     }
 
-    public async Task AdvanceToAsync(DateTimeOffset target, TimeSpan? step = null)
+    public Task AdvanceToAsync(DateTimeOffset target) => AdvanceToAsync(target, null);
+
+    public async Task AdvanceToAsync(DateTimeOffset target, TimeSpan? step)
     {
         var stride = step ?? TimeSpan.FromMilliseconds(250);
         while (Time.GetUtcNow() < target)
