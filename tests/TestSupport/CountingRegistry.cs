@@ -25,6 +25,8 @@ public sealed class CountingRegistry(IRegistry inner) : IRegistry
 
     public TimeSpan SessionTimeout => inner.SessionTimeout;
 
+    public TimeSpan SinceLastHeard => inner.SinceLastHeard;
+
     public event Action<RegistrySessionEvent>? SessionChanged
     {
         add => inner.SessionChanged += value;

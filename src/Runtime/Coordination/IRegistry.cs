@@ -22,6 +22,11 @@ public interface IRegistry : IAsyncDisposable
     /// <summary>The session timeout in force (ZooKeeper's negotiated one): a session silent this long ends, and so do its ephemerals.</summary>
     TimeSpan SessionTimeout { get; }
 
+    /// <summary>How long since this registry last heard from its server. A connection is declared lost only after a silence
+    /// (ZooKeeper: two thirds of the session timeout), so this, not the time of the <see cref="RegistrySessionEventKind.Suspended"/>
+    /// event, tells how close the session is to expiring.</summary>
+    TimeSpan SinceLastHeard { get; }
+
     /// <summary>Session changes, delivered in order on the registry's event loop.</summary>
     event Action<RegistrySessionEvent>? SessionChanged;
 

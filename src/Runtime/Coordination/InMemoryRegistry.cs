@@ -18,6 +18,7 @@ public sealed class InMemoryRegistry : IRegistry
     private TaskCompletionSource _resumed = NewGate(open: true);
     private ITimer? _expiryTimer;
     private long _sessionId;
+    private DateTimeOffset _suspendedAt;
     private volatile RegistryState _state = RegistryState.Connected;
     private int _disposed;
 
@@ -41,6 +42,18 @@ public sealed class InMemoryRegistry : IRegistry
     public RegistryState State => _state;
 
     public TimeSpan SessionTimeout => _server.SessionTimeout;
+
+    /// <summary>The embedded server is in-process: it is heard from continuously until the connection is suspended.</summary>
+    public TimeSpan SinceLastHeard
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _state == RegistryState.Suspended ? _server.TimeProvider.GetUtcNow() - _suspendedAt : TimeSpan.Zero;
+            }
+        }
+    }
 
     public InMemoryRegistryServer Server => _server;
 
@@ -121,6 +134,7 @@ public sealed class InMemoryRegistry : IRegistry
             }
 
             _state = RegistryState.Suspended;
+            _suspendedAt = _server.TimeProvider.GetUtcNow();
             _resumed = NewGate(open: false);
             var session = SessionId;
             _expiryTimer = _server.TimeProvider.CreateTimer(_ => _server.EndSession(session, this), null, _server.SessionTimeout, Timeout.InfiniteTimeSpan);

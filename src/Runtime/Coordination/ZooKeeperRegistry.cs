@@ -68,6 +68,8 @@ public sealed partial class ZooKeeperRegistry : IRegistry
 
     public long SessionId => _client?.SessionId ?? 0;
 
+    public TimeSpan SinceLastHeard => _client?.SinceLastHeard ?? TimeSpan.MaxValue;
+
     public TimeSpan SessionTimeout => _client is { NegotiatedSessionTimeout.Ticks: > 0 } client ? client.NegotiatedSessionTimeout : _options.SessionTimeout;
 
     public RegistryState State => _disposed == 1 ? RegistryState.Closed : _client?.State == ZooKeeperState.Connected ? RegistryState.Connected : RegistryState.Suspended;

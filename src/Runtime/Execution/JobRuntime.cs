@@ -422,9 +422,9 @@ internal sealed class JobRuntime : IAsyncDisposable
             Track(RunCatchUpsAsync());
         }
 
-        if (_runningHere.IsEmpty && !_stopping.IsCancellationRequested)
+        if (!RunsOwnItems && !_stopping.IsCancellationRequested)
         {
-            Track(ClaimAndCompensateAsync()); // enquiry: idle again, so take what waits
+            Track(ClaimAndCompensateAsync()); // enquiry: own items done (or a compensation freed capacity): take what waits
         }
     }
 
@@ -558,13 +558,14 @@ internal sealed class JobRuntime : IAsyncDisposable
     }
 
     /// <summary>
-    /// Notification (flags appeared) and enquiry (this instance became idle): an idle, available instance claims as many waiting
-    /// items as its concurrency allows, each atomically, and compensates them. A busy one waits for its own items to end.
+    /// Notification (flags appeared) and enquiry (this instance's own items ended): an instance that runs none of its own items
+    /// (compensations do not count) claims waiting items while it has capacity (the job's concurrency), each atomically, and
+    /// compensates them. One busy with its own fire waits for it to end, so compensations never delay a fire's items.
     /// </summary>
     private async Task ClaimAndCompensateAsync()
     {
         if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
-            || _registry.State != RegistryState.Connected || _view.PendingFailovers.IsEmpty || !_runningHere.IsEmpty)
+            || _registry.State != RegistryState.Connected || _view.PendingFailovers.IsEmpty || RunsOwnItems)
         {
             return;
         }
@@ -580,12 +581,13 @@ internal sealed class JobRuntime : IAsyncDisposable
 
         try
         {
-            if (!_runningHere.IsEmpty || !_compensating.IsEmpty)
+            var capacity = _settings.MaxConcurrency - _compensating.Count;
+            if (RunsOwnItems || capacity <= 0)
             {
                 return;
             }
 
-            foreach (var claim in await _failover.ClaimAsync(_settings.MaxConcurrency, _stopping.Token).ConfigureAwait(false))
+            foreach (var claim in await _failover.ClaimAsync(capacity, _stopping.Token).ConfigureAwait(false))
             {
                 _compensating[claim.Item] = claim;
                 Track(CompensateAsync(claim));
@@ -701,6 +703,9 @@ internal sealed class JobRuntime : IAsyncDisposable
         return CompensationStart.Started;
     }
 
+    /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
+    private bool RunsOwnItems => _runningHere.Keys.Any(item => !_compensating.ContainsKey(item));
+
     /// <summary>What runs here for an item: the execution's task id and the fire it belongs to.</summary>
     private sealed record RunningItem(string TaskId, DateTimeOffset FireTime);
 
@@ -724,11 +729,15 @@ internal sealed class JobRuntime : IAsyncDisposable
         switch (change.Kind)
         {
             case RegistrySessionEventKind.Suspended:
-                var after = _registry.SessionTimeout * _context.Options.SelfFencingFraction;
+                // The deadline counts from when the server was last heard from: the client only declares the connection lost
+                // after a silence (2T/3 on ZooKeeper), by which time half the session timeout may be long gone.
+                var threshold = _registry.SessionTimeout * _context.Options.SelfFencingFraction;
+                var silence = _registry.SinceLastHeard;
+                var left = threshold - silence;
                 lock (_fenceLock)
                 {
                     _fenceTimer?.Dispose();
-                    _fenceTimer = _time.CreateTimer(_ => Fence(after), null, after, Timeout.InfiniteTimeSpan);
+                    _fenceTimer = _time.CreateTimer(_ => Fence(_registry.SinceLastHeard), null, left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
                 }
 
                 break;

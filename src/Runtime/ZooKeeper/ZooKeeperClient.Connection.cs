@@ -118,6 +118,7 @@ public sealed partial class ZooKeeperClient
             var now = Time.GetTimestamp();
             _lastReceiveTimestamp = now;
             _lastSendTimestamp = now;
+            Volatile.Write(ref _client._lastHeardTimestamp, now); // the handshake's reply was just received
             Exception? error = null;
             var loops = new[] { SendLoopAsync(), ReceiveLoopAsync(), MonitorAsync() };
             try
@@ -375,7 +376,9 @@ public sealed partial class ZooKeeperClient
                 }
 
                 end += read;
-                Volatile.Write(ref _lastReceiveTimestamp, Time.GetTimestamp());
+                var received = Time.GetTimestamp();
+                Volatile.Write(ref _lastReceiveTimestamp, received);
+                Volatile.Write(ref _client._lastHeardTimestamp, received);
                 while (end - start >= 4)
                 {
                     var length = BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(start));

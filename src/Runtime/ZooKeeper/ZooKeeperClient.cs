@@ -41,6 +41,7 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
 
     private volatile ZooKeeperState _state = ZooKeeperState.Connecting;
     private volatile Connection? _connection;
+    private long _lastHeardTimestamp;
     private long _sessionId;
     private byte[] _sessionPassword = s_emptyPassword;
     private int _negotiatedTimeoutMs;
@@ -91,6 +92,12 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
 
     /// <summary>The session id (0 before the first connection).</summary>
     public long SessionId => Interlocked.Read(ref _sessionId);
+
+    /// <summary>
+    /// How long since anything was last received from the server, on any connection of this session. The server expires the
+    /// session once it has heard nothing for the session timeout; this is the client's best view of how close that is.
+    /// </summary>
+    public TimeSpan SinceLastHeard => _time.GetElapsedTime(Volatile.Read(ref _lastHeardTimestamp));
 
     /// <summary>The session timeout the server granted (zero before the first connection).</summary>
     public TimeSpan NegotiatedSessionTimeout => TimeSpan.FromMilliseconds(Volatile.Read(ref _negotiatedTimeoutMs));
