@@ -1,41 +1,38 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Quickstart;
 using ShardedJobs;
 using ShardedJobs.Hosting;
 
-// The quickstart on the embedded in-process registry: one job, three items, fired every 5 seconds; Ctrl+C stops it.
-// The job definition below is what the source generator will write for [ShardedJob] classes (see README, "Status"); until
-// then it is spelled out by hand, with the same values as the attribute.
-var builder = Host.CreateApplicationBuilder(args);
-builder.Logging.SetMinimumLevel(LogLevel.Warning);
-builder.Services.AddScoped<Quickstart.OrderSync>();
+// The quickstart: one sharded job, fired every 5 seconds; Ctrl+C stops it.
+//   dotnet run --project samples/Quickstart                                  the embedded in-process registry
+//   dotnet run --project samples/Quickstart -- --zookeeper 127.0.0.1:2181    a real ZooKeeper; start it in several terminals
+// Options: --instance-id ID, --log FILE (one line per item start and end, for tools and tests), --work SECONDS (how long an
+// item takes; default 2), and any configuration key, e.g. --ShardedJobs:Jobs:OrderSync:Cron "0/10 * * * * ?".
+var builder = Host.CreateApplicationBuilder(DemoArguments.ToConfiguration(args));
+builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ShardedJobs.Job", LogLevel.Information);
+builder.Services.Configure<DemoSettings>(builder.Configuration.GetSection("Demo"));
+builder.Services.AddSingleton<ExecutionLogFile>();
+builder.Services.AddScoped<OrderSync>();
+// What the source generator will write for [ShardedJob] classes; spelled out by hand until then (same values as the attribute).
 builder.Services.AddShardedJobsRuntime(
 [
     new ShardedJobDefinition
     {
-        Name = nameof(Quickstart.OrderSync),
-        JobTypeName = typeof(Quickstart.OrderSync).FullName!,
+        Name = nameof(OrderSync),
+        JobTypeName = typeof(OrderSync).FullName!,
         Cron = "0/5 * * * * ?",
         Shards = 3,
         Failover = true,
         MonitorExecution = true,
         ItemParameters = "0=Beijing,1=Shanghai,2=Guangzhou",
-        Invoker = (services, shard, cancellationToken) => services.GetRequiredService<Quickstart.OrderSync>().ExecuteAsync(shard, cancellationToken),
+        Invoker = (services, shard, cancellationToken) => services.GetRequiredService<OrderSync>().ExecuteAsync(shard, cancellationToken),
     },
 ]);
-Console.WriteLine("ShardedJobs quickstart: job OrderSync fires every 5 s on the embedded registry; Ctrl+C to stop.");
-await builder.Build().RunAsync();
 
-namespace Quickstart
-{
-    [ShardedJob("0/5 * * * * ?", shards: 3, Failover = true, MonitorExecution = true, ItemParameters = "0=Beijing,1=Shanghai,2=Guangzhou")]
-    public sealed class OrderSync : IShardedJob
-    {
-        public Task ExecuteAsync(ShardContext shard, CancellationToken cancellationToken)
-        {
-            Console.WriteLine($"{DateTimeOffset.Now:HH:mm:ss} {shard.InstanceId} {shard.JobName} item {shard.Item} ({shard.ItemParameter}) fire {shard.FireTime:HH:mm:ss}{(shard.IsFailover ? " FAILOVER" : "")}");
-            return Task.CompletedTask;
-        }
-    }
-}
+var host = builder.Build();
+var where = string.IsNullOrEmpty(builder.Configuration["ShardedJobs:ZooKeeper:ConnectionString"]) ? "the embedded registry" : "ZooKeeper " + builder.Configuration["ShardedJobs:ZooKeeper:ConnectionString"];
+Console.WriteLine($"ShardedJobs quickstart on {where}; Ctrl+C to stop.");
+await host.RunAsync();

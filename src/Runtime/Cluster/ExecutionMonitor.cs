@@ -32,12 +32,14 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     private readonly JobNodes _nodes;
     private readonly string _instanceId;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly ConcurrentQueue<Release> _releases = new();
     private readonly SemaphoreSlim _releaseSignal = new(0);
     private readonly BackgroundLoop _releaseLoop = new();
 
-    public ExecutionMonitor(IRegistry registry, JobNodes nodes, string instanceId, ILogger logger)
+    public ExecutionMonitor(IRegistry registry, JobNodes nodes, string instanceId, ILogger logger, TimeProvider time)
     {
+        _time = time;
         _registry = registry;
         _nodes = nodes;
         _instanceId = instanceId;
@@ -364,10 +366,16 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Removes one marker if it is still this execution's. A lost connection is retried until it comes back: a completed item
+    /// whose marker stayed would be compensated (run twice) if this instance died later. Only the end of the session (the
+    /// marker is the failover protocol's business then) or the monitor's shutdown stops the retries.
+    /// </summary>
     private async Task ReleaseCarefullyAsync(Release release, CancellationToken token)
     {
         var path = _nodes.ItemRunning(release.Item);
-        for (var attempt = 1; ; attempt++)
+        var pause = TimeSpan.FromMilliseconds(100);
+        while (true)
         {
             try
             {
@@ -383,21 +391,24 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             {
                 break; // gone or replaced: not ours any more
             }
-            catch (RegistryException e) when (e.IsTransient && attempt < 5 && !token.IsCancellationRequested)
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.ConnectionLoss && !token.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), token).ConfigureAwait(false);
+                    await Task.Delay(pause, _time, token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
+                    JobLog.MarkerReleaseFailed(_logger, _nodes.JobName, release.Item, "stopped while the registry was unreachable");
                     break;
                 }
+
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 1000));
             }
             catch (Exception e) when (e is RegistryException or OperationCanceledException or ObjectDisposedException)
             {
-                // Left behind: the marker names this instance; once this instance is gone it no longer counts as running, and
-                // while it lives its next fire takes the item over (the marker is not running here).
+                // The session ended, or the monitor stopped: the marker names this instance; once it is gone the failover
+                // protocol (or, without failover, the leader) takes care of it.
                 JobLog.MarkerReleaseFailed(_logger, _nodes.JobName, release.Item, e.Message);
                 break;
             }

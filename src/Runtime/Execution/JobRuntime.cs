@@ -94,7 +94,7 @@ internal sealed class JobRuntime : IAsyncDisposable
         _view = new JobClusterView(_registry, _nodes, _instanceId, settings.Config.Shards, _logger, _time);
         _election = new LeaderElection(_registry, _nodes.LeaderInstance, _instanceId);
         _sharding = new ShardingCoordinator(_registry, _nodes, _view, _election, context.Strategies, () => _resolved.Config, _instanceId, _logger, _metrics, _time);
-        _monitor = new ExecutionMonitor(_registry, _nodes, _instanceId, _logger);
+        _monitor = new ExecutionMonitor(_registry, _nodes, _instanceId, _logger, _time);
         _failover = new FailoverCoordinator(_registry, _nodes, _view, _instanceId, () => _resolved, _logger, _metrics, _time);
         _executor = new ItemExecutor(definition, settings.MaxConcurrency, settings.ErrorPolicy, context.Services, context.Listeners, context.ErrorHandlers, _logger, _metrics, _time);
         _trigger = new JobTrigger(definition.Name, () => _resolved.Schedule, fireTime => FireAsync(fireTime, ExecutionSource.Schedule), _time, _logger);

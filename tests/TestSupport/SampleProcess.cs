@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace ShardedJobs.TestSupport;
+
+/// <summary>
+/// The quickstart sample as a real OS process (<c>dotnet Quickstart.dll …</c>), for tests and benchmarks that SIGKILL an
+/// instance. A watchdog beside it kills it when the test host is gone, so no sample outlives a crashed test run.
+/// </summary>
+public sealed class SampleProcess : IAsyncDisposable
+{
+    private readonly Process _wrapper;
+
+    private SampleProcess(Process wrapper, int pid, string instanceId, string outputPath)
+    {
+        _wrapper = wrapper;
+        ProcessId = pid;
+        InstanceId = instanceId;
+        OutputPath = outputPath;
+    }
+
+    public int ProcessId { get; }
+
+    public string InstanceId { get; }
+
+    /// <summary>Where the process's console output goes (for a failing test's message).</summary>
+    public string OutputPath { get; }
+
+    public bool HasExited => _wrapper.HasExited;
+
+    /// <summary>The built sample, next to this build's configuration (the solution build builds it before any test runs).</summary>
+    public static string SamplePath
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Attributes.sln")))
+            {
+                directory = directory.Parent;
+            }
+
+            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
+            var path = Path.Combine(directory?.FullName ?? ".", "samples", "Quickstart", "bin", configuration, "net10.0", "Quickstart.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException($"The quickstart sample is not built at {path}; build Attributes.sln ({configuration}) first.", path);
+        }
+    }
+
+    /// <summary>Starts the sample with <paramref name="arguments"/> (its <c>--instance-id</c> is added).</summary>
+    public static async Task<SampleProcess> StartAsync(string instanceId, IEnumerable<string> arguments)
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"shardedjobs-sample-{instanceId}-{Guid.NewGuid():N}.out");
+        var command = string.Join(' ', new[] { "dotnet", SamplePath, "--instance-id", instanceId }.Concat(arguments).Select(Quote));
+        var script = string.Join('\n',
+            $"{command} > {Quote(output)} 2>&1 &",
+            "p=$!",
+            "echo $p",
+            $"( while kill -0 {Environment.ProcessId} 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 1; done; kill -9 $p 2>/dev/null ) >/dev/null 2>&1 &",
+            "w=$!",
+            "wait $p; rc=$?",
+            "kill $w 2>/dev/null",
+            "exit $rc");
+        var start = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(script);
+        var wrapper = Process.Start(start) ?? throw new InvalidOperationException("Could not start /bin/sh for the sample.");
+        var pidLine = await wrapper.StandardOutput.ReadLineAsync().ConfigureAwait(false);
+        return int.TryParse(pidLine, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid)
+            ? new SampleProcess(wrapper, pid, instanceId, output)
+            : throw new InvalidOperationException($"The sample launcher printed '{pidLine}' instead of a process id.");
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs; the registry notices only when the session expires.</summary>
+    public void Kill() => Signal("KILL");
+
+    /// <summary>SIGTERM: the host shuts down gracefully.</summary>
+    public void Terminate() => Signal("TERM");
+
+    public async Task WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        await _wrapper.WaitForExitAsync(cancellation.Token).ConfigureAwait(false);
+    }
+
+    public string Output() => File.Exists(OutputPath) ? File.ReadAllText(OutputPath) : "";
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_wrapper.HasExited)
+        {
+            Kill();
+            try
+            {
+                await WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        _wrapper.Dispose();
+        File.Delete(OutputPath);
+    }
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, ProcessId.ToString(CultureInfo.InvariantCulture)]);
+        kill?.WaitForExit();
+    }
+
+    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+}
