@@ -59,10 +59,12 @@ public sealed class SampleProcess : IAsyncDisposable
             "wait $p; rc=$?",
             "kill $w 2>/dev/null",
             "exit $rc");
-        var start = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(script);
         var wrapper = Process.Start(start) ?? throw new InvalidOperationException("Could not start /bin/sh for the sample.");
+        wrapper.ErrorDataReceived += (_, _) => { }; // the shell's "Killed" notices: not ours to print
+        wrapper.BeginErrorReadLine();
         var pidLine = await wrapper.StandardOutput.ReadLineAsync().ConfigureAwait(false);
         return int.TryParse(pidLine, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid)
             ? new SampleProcess(wrapper, pid, instanceId, output)
