@@ -299,6 +299,24 @@ public abstract class FailoverBoundariesScenarios : FailoverScenarios
     }
 
     [Fact]
+    public async Task An_instance_that_died_just_before_a_fire_has_its_assigned_items_compensated_for_that_fire()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // B dies a second before the next fire: it never starts it, and its session outlives the fire time.
+        await h.AdvanceToAsync(next - TimeSpan.FromSeconds(1));
+        await h.CrashAsync(b);
+        await h.RunUntilAsync(runs => Compensations(runs, next).Count == 3, DetectionBudget(h) + TimeSpan.FromSeconds(1),
+            "B's assigned items compensated for the fire it never started");
+        Assert.Equal([3, 4, 5], Compensations(h.Log.Runs, next).Select(r => r.Item).Order());
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(10), "every item of that fire ends");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+    }
+
+    [Fact]
     public async Task An_item_cut_short_by_a_graceful_stop_is_compensated_within_a_second_without_waiting_for_the_session_timeout()
     {
         await using var h = await StartHarnessAsync();
