@@ -36,6 +36,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     private readonly ConcurrentQueue<Release> _releases = new();
     private readonly SemaphoreSlim _releaseSignal = new(0);
     private readonly BackgroundLoop _releaseLoop = new();
+    private readonly CancellationTokenSource _abandoned = new();
 
     public ExecutionMonitor(IRegistry registry, JobNodes nodes, string instanceId, ILogger logger, TimeProvider time)
     {
@@ -242,6 +243,12 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         await ReArmAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Stops retrying releases that wait for the registry to come back (this instance is going away without it: the markers
+    /// stay as evidence, handled by failover or, without it, by the leader).
+    /// </summary>
+    public void Abandon() => _abandoned.Cancel();
+
     /// <summary>Waits until every release queued so far was applied (or failed and was logged).</summary>
     public Task FlushAsync()
     {
@@ -391,11 +398,12 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             {
                 break; // gone or replaced: not ours any more
             }
-            catch (RegistryException e) when (e.Code == RegistryErrorCode.ConnectionLoss && !token.IsCancellationRequested)
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.ConnectionLoss && !token.IsCancellationRequested && !_abandoned.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(pause, _time, token).ConfigureAwait(false);
+                    using var either = CancellationTokenSource.CreateLinkedTokenSource(token, _abandoned.Token);
+                    await Task.Delay(pause, _time, either.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {

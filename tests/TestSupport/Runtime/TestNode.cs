@@ -119,8 +119,11 @@ public sealed class TestNode : IAsyncDisposable
         return node;
     }
 
+    /// <summary>How long a stop, crash or dispose may take before the test fails instead of hanging the run.</summary>
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
     /// <summary>A graceful stop: items cancelled and awaited, registration removed, session closed.</summary>
-    public Task StopAsync() => _host.StopAsync(CancellationToken.None);
+    public Task StopAsync() => Bounded(_host.StopAsync(CancellationToken.None), "stopping");
 
     /// <summary>
     /// A crash: the registry connection is cut first (embedded: suspended; ZooKeeper: by <paramref name="cutConnection"/>), then
@@ -137,12 +140,24 @@ public sealed class TestNode : IAsyncDisposable
             Embedded.Suspend();
         }
 
-        await _host.AbandonAsync().ConfigureAwait(false);
+        await Bounded(_host.AbandonAsync(), "crashing").ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _host.DisposeAsync().ConfigureAwait(false);
+        await Bounded(_host.DisposeAsync().AsTask(), "disposing").ConfigureAwait(false);
         await _services.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private async Task Bounded(Task task, string what)
+    {
+        try
+        {
+            await task.WaitAsync(Bound).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"Node {InstanceId} hung {what} (over {Bound}): a bug, not a slow machine.", e);
+        }
     }
 }

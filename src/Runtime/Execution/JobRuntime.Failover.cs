@@ -1,0 +1,363 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Cluster;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+using ShardedJobs.Scheduling;
+
+namespace ShardedJobs.Execution;
+
+// Failover glue: departures, claims, compensations (the protocol itself is FailoverCoordinator), and self-fencing.
+internal sealed partial class JobRuntime
+{
+    // ----- failover -----
+
+    /// <summary>An instance left (or a fire found its marker and it is gone): flag its unfinished items. Errors are logged; the
+    /// departure stays unhandled (its progress record is the proof) for the next departure event or reconcile.</summary>
+    private async Task HandleDepartureAsync(string instanceId)
+    {
+        try
+        {
+            await _failover.FlagDepartedAsync(instanceId, "left (its registration is gone)", _stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, $"flagging the unfinished items of {instanceId}", e.Message);
+        }
+    }
+
+    private async Task RecoverAndClaimAsync()
+    {
+        try
+        {
+            await _failover.ReconcileAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "looking for unfinished items of instances that are gone", e.Message);
+        }
+
+        await ClaimAndCompensateAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Notification (flags appeared) and enquiry (this instance's own items ended): an instance that runs none of its own items
+    /// (compensations do not count) claims waiting items while it has capacity (the job's concurrency), each atomically, and
+    /// compensates them. One busy with its own fire waits for it to end, so compensations never delay a fire's items.
+    /// </summary>
+    private async Task ClaimAndCompensateAsync()
+    {
+        if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
+            || _registry.State != RegistryState.Connected || _view.PendingFailovers.IsEmpty || RunsOwnItems)
+        {
+            return;
+        }
+
+        try
+        {
+            await _claimGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            var capacity = _settings.MaxConcurrency - _compensating.Count;
+            if (RunsOwnItems || capacity <= 0)
+            {
+                return;
+            }
+
+            foreach (var claim in await _failover.ClaimAsync(capacity, _stopping.Token).ConfigureAwait(false))
+            {
+                _compensating[claim.Item] = claim;
+                Track(CompensateAsync(claim));
+            }
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "claiming items to compensate", e.Message);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _claimGate.Release();
+        }
+    }
+
+    /// <summary>Runs a claimed item with the interrupted fire time, once it is free (a run of it elsewhere is waited for).</summary>
+    private async Task CompensateAsync(FailoverClaim claim)
+    {
+        var token = _stopping.Token;
+        while (!token.IsCancellationRequested)
+        {
+            var free = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            CompensationStart outcome;
+            try
+            {
+                await _startGate.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                break;
+            }
+
+            try
+            {
+                outcome = await StartCompensationAsync(claim, token).ConfigureAwait(false);
+            }
+            catch (RegistryException e)
+            {
+                JobLog.RegistryCallFailed(_logger, Name, $"starting the compensation of item {claim.Item}", e.Message);
+                outcome = CompensationStart.Retry;
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                break;
+            }
+            finally
+            {
+                _startGate.Release();
+            }
+
+            switch (outcome)
+            {
+                case CompensationStart.Started or CompensationStart.Dropped:
+                    return;
+                case CompensationStart.Busy:
+                    await _monitor.WhenFreeAsync(claim.Item, () => free.TrySetResult(), token).ConfigureAwait(false);
+                    await free.Task.WaitAsync(token).ConfigureAwait(false);
+                    break;
+                default:
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, token).ConfigureAwait(false);
+                    break;
+            }
+        }
+
+        _compensating.TryRemove(claim.Item, out _); // stopping: the claim stays as evidence, compensated by whoever handles our departure
+    }
+
+    private async Task<CompensationStart> StartCompensationAsync(FailoverClaim claim, CancellationToken token)
+    {
+        var resolved = _resolved;
+        var item = claim.Item;
+        if (item >= resolved.Config.Shards)
+        {
+            await _failover.ReleaseClaimAsync(item, token).ConfigureAwait(false);
+            _compensating.TryRemove(item, out _);
+            JobLog.FailoverDiscarded(_logger, Name, item, $"the job has {resolved.Config.Shards} item(s) now");
+            return CompensationStart.Dropped;
+        }
+
+        if (resolved.Config.Disabled || _view.DisabledItems.Contains(item) || !_view.IsAvailable(_instanceId))
+        {
+            await _failover.ReturnClaimAsync(claim, "the job, the item or this instance is disabled", token).ConfigureAwait(false);
+            _compensating.TryRemove(item, out _);
+            return CompensationStart.Dropped;
+        }
+
+        if (_registry.State != RegistryState.Connected)
+        {
+            return CompensationStart.Retry;
+        }
+
+        if (_runningHere.ContainsKey(item))
+        {
+            return CompensationStart.Busy;
+        }
+
+        var fireTime = claim.Flag.FireTime;
+        var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
+        var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
+            _runningHere.ContainsKey, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
+        if (started.Started.Count == 0)
+        {
+            return CompensationStart.Busy;
+        }
+
+        var latency = claim.Flag.FlaggedAt is { } flaggedAt ? _time.GetUtcNow() - flaggedAt : TimeSpan.Zero;
+        _metrics.FailoverStarted(Name, latency);
+        JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
+        Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved);
+        return CompensationStart.Started;
+    }
+
+    /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
+    private bool RunsOwnItems => _runningHere.Keys.Any(item => !_compensating.ContainsKey(item));
+
+    /// <summary>What runs here for an item: the execution's task id and the fire it belongs to.</summary>
+    private sealed record RunningItem(string TaskId, DateTimeOffset FireTime);
+
+    private enum CompensationStart
+    {
+        Started,
+        Busy,
+        Retry,
+        Dropped,
+    }
+
+    // ----- self-fencing -----
+
+    private void OnSessionChanged(RegistrySessionEvent change)
+    {
+        if (_stopped == 1)
+        {
+            return;
+        }
+
+        switch (change.Kind)
+        {
+            case RegistrySessionEventKind.Suspended:
+                // The deadline counts from when the server was last heard from: the client only declares the connection lost
+                // after a silence (2T/3 on ZooKeeper), by which time half the session timeout may be long gone.
+                var threshold = _registry.SessionTimeout * _context.Options.SelfFencingFraction;
+                var silence = _registry.SinceLastHeard;
+                var left = threshold - silence;
+                lock (_fenceLock)
+                {
+                    _fenceTimer?.Dispose();
+                    _fenceTimer = _time.CreateTimer(_ => Fence(_registry.SinceLastHeard), null, left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+                }
+
+                break;
+            case RegistrySessionEventKind.SessionLost:
+                Fence(_registry.SessionTimeout, sessionLost: true); // the session is gone: what still runs here is compensated elsewhere
+                break;
+            case RegistrySessionEventKind.Reconnected:
+                StopFenceTimer();
+                Track(RecoverAsync(newSession: false));
+                break;
+            case RegistrySessionEventKind.NewSession:
+                StopFenceTimer();
+                Track(RecoverAsync(newSession: true));
+                break;
+        }
+    }
+
+    private void StopFenceTimer()
+    {
+        lock (_fenceLock)
+        {
+            _fenceTimer?.Dispose();
+            _fenceTimer = null;
+        }
+    }
+
+    /// <summary>Cancels what runs here (once per disconnection) and remembers it, so it can be handed to failover afterwards.</summary>
+    private void Fence(TimeSpan suspendedFor, bool sessionLost = false)
+    {
+        List<(int Item, string TaskId)> items;
+        CancellationTokenSource tripped;
+        lock (_fenceLock)
+        {
+            if (_fenceTripped || _stopped == 1 || (!sessionLost && _registry.State == RegistryState.Connected))
+            {
+                return;
+            }
+
+            _fenceTripped = true;
+            tripped = _fence;
+            items = [.. _runningHere.Select(r => (r.Key, r.Value.TaskId))];
+            _fenced.AddRange(items);
+        }
+
+        // Outside the lock: cancellation runs the items' callbacks.
+        tripped.Cancel();
+        if (items.Count > 0)
+        {
+            _metrics.Fenced(Name, items.Count);
+            JobLog.Fenced(_logger, Name, suspendedFor, _context.Options.SelfFencingFraction, _registry.SessionTimeout, string.Join(",", items.Select(i => i.Item).Order()));
+        }
+    }
+
+    /// <summary>
+    /// Back on the registry. Same session: nobody handled this instance (it never left), so it flags the items it cut short
+    /// itself. New session: the others handled its departure if they could (its progress record is gone then); otherwise it
+    /// handles it now as they would have, and registers afresh either way. Fires wait meanwhile.
+    /// </summary>
+    private async Task RecoverAsync(bool newSession)
+    {
+        List<(int Item, string TaskId)> fenced;
+        lock (_fenceLock)
+        {
+            fenced = _fenced;
+            _fenced = [];
+            if (_fenceTripped)
+            {
+                _fence = new CancellationTokenSource(); // the tripped one is cancelled (or about to be); new runs get a fresh one
+                _fenceTripped = false;
+            }
+        }
+
+        try
+        {
+            await _startGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            if (newSession)
+            {
+                await ReclaimProgressAsync().ConfigureAwait(false);
+            }
+
+            if (fenced.Count > 0)
+            {
+                if (FailoverActive)
+                {
+                    await _failover.FlagOwnAsync(fenced, _stopping.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    foreach (var (item, taskId) in fenced)
+                    {
+                        _ = _monitor.ReleaseAsync(item, taskId, sessionAtStart: 0); // careful release: only if still ours
+                    }
+                }
+            }
+
+            if (newSession)
+            {
+                JobLog.Rejoined(_logger, Name, "session replaced after it expired");
+            }
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "recovering after the registry came back", e.Message);
+        }
+        finally
+        {
+            _startGate.Release();
+        }
+
+        Track(ClaimAndCompensateAsync());
+    }
+
+    /// <summary>
+    /// On a new session: the progress record is this instance's claim to its evidence. Gone: the others handled the departure;
+    /// start afresh. Still there: bump its version first, so an instance still handling the old departure fails its multi
+    /// (this instance is live again and handles its own items).
+    /// </summary>
+    private async Task ReclaimProgressAsync()
+    {
+        var path = _nodes.Progress(_instanceId);
+        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
+        if (node is null)
+        {
+            await EnsureNodeAsync(path, JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), _stopping.Token).ConfigureAwait(false);
+            return;
+        }
+
+        await _registry.SetAsync(path, node.Data, node.Stat.Version, _stopping.Token).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,364 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Cluster;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+using ShardedJobs.Scheduling;
+
+namespace ShardedJobs.Execution;
+
+// One fire: skip checks, sharding, markers, launch, item ends, misfire catch-ups.
+internal sealed partial class JobRuntime
+{
+    /// <summary>Fires now for every item of this instance (an operator's trigger, or a test).</summary>
+    public Task TriggerNowAsync() => FireAsync(TruncateToMilliseconds(_time.GetUtcNow()), ExecutionSource.Manual);
+
+    /// <summary>
+    /// Runs one fire's start phase: decides the items, writes their markers, and launches the execution (which runs on).
+    /// Never throws: a fire that cannot run is skipped with a log line and a metric.
+    /// </summary>
+    public async Task FireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems = null)
+    {
+        var token = _stopping.Token;
+        try
+        {
+            await _startGate.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            await StartFireAsync(fireTime, source, onlyItems, token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
+        catch (RegistryException e)
+        {
+            Skip(fireTime, source, "registry_error", e.Message);
+        }
+        catch (Exception e)
+        {
+            JobLog.UnexpectedError(_logger, Name, $"starting the fire of {fireTime:O}", e);
+            Skip(fireTime, source, "error", e.Message);
+        }
+        finally
+        {
+            _startGate.Release();
+        }
+    }
+
+    private async Task StartFireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems, CancellationToken token)
+    {
+        var resolved = _resolved;
+        var config = resolved.Config;
+        if (config.Disabled)
+        {
+            Skip(fireTime, source, "job_disabled", "the job is disabled (config)");
+            return;
+        }
+
+        if (!_view.IsAvailable(_instanceId))
+        {
+            Skip(fireTime, source, "instance_disabled", "this instance or its server is disabled");
+            return;
+        }
+
+        if (_registry.State != RegistryState.Connected)
+        {
+            Skip(fireTime, source, "registry_unavailable", "the registry connection is suspended");
+            return;
+        }
+
+        if (config.MaxTimeDiffSeconds >= 0 && await MeasureClockSkewAsync(token).ConfigureAwait(false) is { } skew
+            && skew.Duration() > TimeSpan.FromSeconds(config.MaxTimeDiffSeconds))
+        {
+            JobLog.ClockSkewTooLarge(_logger, Name, fireTime, skew, config.MaxTimeDiffSeconds);
+            Skip(fireTime, source, "time_diff", $"the clock differs from the registry's by {skew.TotalSeconds:0.###} s");
+            return;
+        }
+
+        if (source == ExecutionSource.Misfire && _view.ReshardingNecessary)
+        {
+            // The items may move: a catch-up on the old assignment could run next to the new owner's regular run.
+            await DropCatchUpsAsync(onlyItems ?? [], "re-sharding is pending", token).ConfigureAwait(false);
+            return;
+        }
+
+        var deadline = _time.GetUtcNow() + _context.Options.ShardingWaitTimeout;
+        if (resolved.Schedule.GetNextOccurrence(fireTime) is { } nextFire && nextFire < deadline)
+        {
+            deadline = nextFire;
+        }
+
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            ShardingSnapshot? sharding;
+            try
+            {
+                sharding = await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!token.IsCancellationRequested)
+            {
+                sharding = null;
+            }
+
+            if (sharding is null)
+            {
+                Skip(fireTime, source, "sharding_wait", "the leader did not finish re-sharding in time");
+                return;
+            }
+
+            if (source == ExecutionSource.Misfire && onlyItems is not null)
+            {
+                lock (_catchUps)
+                {
+                    // Another catch-up may have run them already: only what still waits for this fire.
+                    onlyItems = [.. onlyItems.Where(i => _catchUps.TryGetValue(i, out var pending) && pending == fireTime)];
+                }
+
+                if (onlyItems.Count == 0)
+                {
+                    return;
+                }
+            }
+
+            var mine = sharding.ItemsOf(_instanceId);
+            var disabled = _view.DisabledItems;
+            var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i)).ToList();
+            if (source == ExecutionSource.Misfire && onlyItems is not null)
+            {
+                var lost = onlyItems.Except(mine).ToList();
+                if (lost.Count > 0)
+                {
+                    await DropCatchUpsAsync(lost, "the items are no longer assigned here", token).ConfigureAwait(false);
+                }
+            }
+
+            // An item already running here for this very fire (a catch-up that won the race) is not a misfire of it.
+            items.RemoveAll(i => _runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime);
+            var busy = items.Where(_runningHere.ContainsKey).ToList();
+            items.RemoveAll(busy.Contains);
+            var taskId = NewTaskId(items, source, fireTime);
+            if (config.MonitorExecution && items.Count > 0)
+            {
+                List<int> clearMisfire;
+                lock (_catchUps)
+                {
+                    clearMisfire = [.. items.Where(_catchUps.ContainsKey)];
+                }
+
+                var started = await _monitor.StartAsync(items, new ItemMarker(_instanceId, fireTime, taskId), sharding.Generation, clearMisfire,
+                    _runningHere.ContainsKey, token, onDeadOwner: FailoverActive ? owner => HandleDepartureAsync(owner) : null).ConfigureAwait(false);
+                if (started.AssignmentChanged)
+                {
+                    await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(token).ConfigureAwait(false);
+                    continue;
+                }
+
+                items = [.. started.Started];
+                busy.AddRange(started.Busy);
+            }
+
+            if (busy.Count > 0)
+            {
+                await OnMisfireAsync(busy, fireTime, config, token).ConfigureAwait(false);
+            }
+
+            if (items.Count > 0)
+            {
+                Launch(fireTime, source, taskId, items, resolved);
+            }
+
+            return;
+        }
+
+        Skip(fireTime, source, "sharding_changed", "the assignment kept changing while the fire started");
+    }
+
+    private void Launch(DateTimeOffset fireTime, ExecutionSource source, string taskId, List<int> items, ResolvedJobConfig resolved)
+    {
+        lock (_catchUps)
+        {
+            items.ForEach(i => _catchUps.Remove(i)); // this run supersedes a pending catch-up of the same item
+        }
+
+        foreach (var item in items)
+        {
+            _runningHere[item] = new RunningItem(taskId, fireTime);
+        }
+
+        var config = resolved.Config;
+        var shards = items.Select(item => new ShardContext
+        {
+            JobName = Name,
+            TaskId = taskId,
+            TotalCount = config.Shards,
+            Item = item,
+            ItemParameter = resolved.Parameters[item],
+            JobParameter = config.JobParameter,
+            FireTime = fireTime,
+            IsFailover = source == ExecutionSource.Failover,
+            InstanceId = _instanceId,
+        }).ToList();
+        var execution = new JobExecution(Name, taskId, fireTime, _instanceId, source, shards);
+        var session = _registry.SessionId;
+        CancellationToken fence;
+        lock (_fenceLock)
+        {
+            fence = _fence.Token;
+        }
+
+        // Cancelled by shutdown, and by self-fencing when this instance loses the registry for too long.
+        var cancellation = CancellationTokenSource.CreateLinkedTokenSource(_executionsCancelled.Token, fence);
+        var task = Task.Run(() => _executor.RunAsync(execution, result => OnItemEndedAsync(result, taskId, session, config, fence), cancellation.Token));
+        _executions[task] = true;
+        _ = task.ContinueWith(t =>
+        {
+            _executions.TryRemove(t, out _);
+            cancellation.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task OnItemEndedAsync(ShardResult result, string taskId, long session, JobConfig config, CancellationToken fence)
+    {
+        // An item cut short by shutdown or self-fencing did not finish: with failover, its marker (and claim) stay as the
+        // evidence its compensation is made from.
+        var cutShort = result.Outcome == ShardOutcome.Cancelled && (_stopping.IsCancellationRequested || fence.IsCancellationRequested);
+        var keepEvidence = cutShort && config is { Failover: true, MonitorExecution: true };
+        if (config.MonitorExecution && !keepEvidence)
+        {
+            await _monitor.ReleaseAsync(result.Item, taskId, session).ConfigureAwait(false);
+        }
+
+        if (_compensating.TryRemove(result.Item, out _) && !keepEvidence)
+        {
+            await _failover.ReleaseClaimAsync(result.Item, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        if (_runningHere.TryGetValue(result.Item, out var running) && running.TaskId == taskId)
+        {
+            _runningHere.TryRemove(new KeyValuePair<int, RunningItem>(result.Item, running));
+        }
+
+        bool catchUp;
+        lock (_catchUps)
+        {
+            catchUp = _catchUps.ContainsKey(result.Item);
+        }
+
+        if (catchUp && !_stopping.IsCancellationRequested)
+        {
+            Track(RunCatchUpsAsync());
+        }
+
+        if (!RunsOwnItems && !_stopping.IsCancellationRequested)
+        {
+            Track(ClaimAndCompensateAsync()); // enquiry: own items done (or a compensation freed capacity): take what waits
+        }
+    }
+
+    /// <summary>Items a fire found still running: counted, flagged, and (with Misfire) caught up once right after they finish.</summary>
+    private async Task OnMisfireAsync(List<int> items, DateTimeOffset fireTime, JobConfig config, CancellationToken token)
+    {
+        _metrics.Misfired(Name, items.Count);
+        JobLog.Misfired(_logger, Name, fireTime, string.Join(",", items), config.Misfire);
+        if (!config.Misfire)
+        {
+            return;
+        }
+
+        lock (_catchUps)
+        {
+            foreach (var item in items)
+            {
+                // At most one catch-up per item: for the latest fire it missed.
+                _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
+            }
+        }
+
+        if (config.MonitorExecution)
+        {
+            await _monitor.SetMisfireAsync(items, token).ConfigureAwait(false);
+        }
+
+        foreach (var item in items.Where(i => !_runningHere.ContainsKey(i)))
+        {
+            // Running elsewhere: catch up when its marker goes. (Running here: OnItemEndedAsync does it.)
+            Track(_monitor.WhenFreeAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
+        }
+    }
+
+    /// <summary>Fires the pending catch-ups whose items are not running here, grouped by the fire they missed.</summary>
+    private async Task RunCatchUpsAsync()
+    {
+        List<IGrouping<DateTimeOffset, int>> groups;
+        lock (_catchUps)
+        {
+            groups = [.. _catchUps.Where(c => !_runningHere.ContainsKey(c.Key)).GroupBy(c => c.Value, c => c.Key)];
+        }
+
+        foreach (var group in groups.OrderBy(g => g.Key))
+        {
+            JobLog.CatchingUp(_logger, Name, group.Key, string.Join(",", group.Order()));
+            await FireAsync(group.Key, ExecutionSource.Misfire, [.. group]).ConfigureAwait(false);
+        }
+    }
+
+    private async Task DropCatchUpsAsync(IReadOnlyCollection<int> items, string reason, CancellationToken token)
+    {
+        lock (_catchUps)
+        {
+            foreach (var item in items)
+            {
+                _catchUps.Remove(item);
+            }
+        }
+
+        if (items.Count > 0)
+        {
+            JobLog.CatchUpDropped(_logger, Name, string.Join(",", items.Order()), reason);
+            if (_resolved.Config.MonitorExecution)
+            {
+                await _monitor.ClearMisfireAsync(items, token).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Writes <c>systemTime/current</c> and compares the registry's modification time with this clock.</summary>
+    private async Task<TimeSpan?> MeasureClockSkewAsync(CancellationToken token)
+    {
+        NodeStat stat;
+        try
+        {
+            stat = await _registry.SetAsync(_nodes.SystemTime, ReadOnlyMemory<byte>.Empty, cancellationToken: token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
+        {
+            await _registry.CreateWithParentsAsync(_nodes.SystemTime, ReadOnlyMemory<byte>.Empty, cancellationToken: token).ConfigureAwait(false);
+            stat = (await _registry.ExistsAsync(_nodes.SystemTime, cancellationToken: token).ConfigureAwait(false))!;
+        }
+
+        return _time.GetUtcNow() - stat.ModifiedAt;
+    }
+
+    private void Skip(DateTimeOffset fireTime, ExecutionSource source, string reason, string detail)
+    {
+        _metrics.FireSkipped(Name, reason);
+        // A disabled job or instance skips every fire by design: not worth a warning each time.
+        var level = reason is "job_disabled" or "instance_disabled" ? LogLevel.Debug : LogLevel.Warning;
+        JobLog.FireSkipped(_logger, level, Name, fireTime, source, detail);
+    }
+
+    private string NewTaskId(IReadOnlyList<int> items, ExecutionSource source, DateTimeOffset fireTime) =>
+        // ElasticJob's "{job}@-@{items}@-@{type}@-@{instance}", made unique per execution by the fire time and a sequence.
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Name}@-@{string.Join(",", items)}@-@{source.ToString().ToUpperInvariant()}@-@{_instanceId}@-@{fireTime.ToUnixTimeMilliseconds()}.{Interlocked.Increment(ref _taskSequence)}");
+
+    private static DateTimeOffset TruncateToMilliseconds(DateTimeOffset time) => DateTimeOffset.FromUnixTimeMilliseconds(time.ToUnixTimeMilliseconds());
+}

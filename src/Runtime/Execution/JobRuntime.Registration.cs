@@ -1,0 +1,358 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ShardedJobs.Cluster;
+using ShardedJobs.Coordination;
+using ShardedJobs.Diagnostics;
+using ShardedJobs.Scheduling;
+
+namespace ShardedJobs.Execution;
+
+// Registration, configuration and registry changes; reconcile.
+internal sealed partial class JobRuntime
+{
+    // ----- registration and registry changes -----
+
+    /// <summary>The root node names the job's class, as ElasticJob's does: a different class under the same name is a conflict.</summary>
+    private async Task ClaimJobRootAsync(CancellationToken token)
+    {
+        var data = Encoding.UTF8.GetBytes(_definition.JobTypeName);
+        try
+        {
+            await _registry.CreateWithParentsAsync(_nodes.Root, data, cancellationToken: token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+            var existing = await _registry.GetStringAsync(_nodes.Root, token).ConfigureAwait(false);
+            if (string.IsNullOrWhiteSpace(existing))
+            {
+                await _registry.SetAsync(_nodes.Root, data, cancellationToken: token).ConfigureAwait(false);
+            }
+            else if (existing != _definition.JobTypeName)
+            {
+                throw new InvalidOperationException(
+                    $"Job '{Name}' conflicts with another job of the same name in namespace '{_context.Options.Namespace}': the registry says it is class " +
+                    $"'{existing}', this one is '{_definition.JobTypeName}'. Give one of them another Name, or delete the node '/{_context.Options.Namespace}/{Name}' if the old job is gone.");
+            }
+        }
+    }
+
+    /// <summary>Writes the config when absent (or with Overwrite); otherwise the registry's copy is the cluster's truth.</summary>
+    private async Task PublishConfigAsync(CancellationToken token)
+    {
+        var local = _settings.Config;
+        var data = JobNodeData.Encode(local);
+        if (_settings.Overwrite)
+        {
+            try
+            {
+                await _registry.SetAsync(_nodes.Config, data, cancellationToken: token).ConfigureAwait(false);
+                JobLog.ConfigWritten(_logger, Name, "overwritten (Overwrite = true)");
+                return;
+            }
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
+            {
+            }
+        }
+
+        try
+        {
+            await _registry.CreateAsync(_nodes.Config, data, cancellationToken: token).ConfigureAwait(false);
+            JobLog.ConfigWritten(_logger, Name, "created");
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+            // Adopted in ApplyRegistryConfig once the view has read it.
+        }
+    }
+
+    private async Task EnsureNodeAsync(string path, byte[] data, CancellationToken token)
+    {
+        try
+        {
+            await _registry.CreateWithParentsAsync(path, data, cancellationToken: token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+            // Keep what is there: an operator's DISABLED survives restarts; a progress record keeps its evidence.
+        }
+    }
+
+    /// <summary>Adopts the registry's config when it is valid; otherwise keeps the current one and says why, once per problem.</summary>
+    private void ApplyRegistryConfig()
+    {
+        var previous = _resolved;
+        string? problem = null;
+        var registryConfig = _view.Config;
+        if (registryConfig is null)
+        {
+            problem = _view.ConfigError is { } error ? $"its config node is unreadable: {error}" : null;
+        }
+        else if (registryConfig != previous.Config)
+        {
+            var resolved = ResolvedJobConfig.TryResolve(registryConfig, _context.Strategies, out var problems);
+            if (resolved is null)
+            {
+                problem = $"the registry's config is invalid: {string.Join("; ", problems)}";
+            }
+            else
+            {
+                _resolved = resolved;
+                if (registryConfig != _settings.Config && previous.Config == _settings.Config)
+                {
+                    JobLog.ConfigAdopted(_logger, Name);
+                }
+
+                if (resolved.Config.Cron != previous.Config.Cron || resolved.Config.TimeZone != previous.Config.TimeZone)
+                {
+                    JobLog.Rescheduled(_logger, Name, resolved.Config.Cron, resolved.Config.TimeZone ?? "local");
+                    _trigger.Reschedule();
+                }
+            }
+        }
+
+        if (problem is not null && problem != _lastConfigProblem)
+        {
+            JobLog.RegistryConfigRejected(_logger, Name, _nodes.Config, problem, previous.Config.Cron);
+        }
+
+        _lastConfigProblem = problem;
+    }
+
+    private void OnViewChanged(ViewParts changed)
+    {
+        if (_stopped == 1)
+        {
+            return;
+        }
+
+        if (changed.HasFlag(ViewParts.Config))
+        {
+            ApplyRegistryConfig();
+        }
+
+        _sharding.OnViewChanged(changed);
+
+        if ((changed & (ViewParts.Instances | ViewParts.Servers)) != 0)
+        {
+            Track(UpdateElectionAsync());
+            var instances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
+            var departed = _knownInstances.Except(instances).ToList();
+            _knownInstances = instances;
+            if (departed.Count > 0 && FailoverActive)
+            {
+                departed.Where(d => d != _instanceId).ToList().ForEach(d => Track(HandleDepartureAsync(d)));
+            }
+            else if (departed.Count > 0 && _election.IsLeader && !_resolved.Config.Failover)
+            {
+                Track(ClearLeftoversAsync(departed));
+            }
+
+            if (!_view.Instances.ContainsKey(_instanceId) && _registry.State == RegistryState.Connected)
+            {
+                Track(RestoreRegistrationAsync());
+            }
+            else if (_view.Instances.TryGetValue(_instanceId, out var mine) && mine.Disabled != IsDisabledLocally())
+            {
+                Track(KeepRegistrationAsync(mine));
+            }
+        }
+
+        if (changed.HasFlag(ViewParts.Trigger) && _view.TriggerRequested)
+        {
+            Track(HandleTriggerRequestAsync());
+        }
+
+        if ((changed & (ViewParts.FailoverFlags | ViewParts.Instances | ViewParts.Servers | ViewParts.Config)) != 0)
+        {
+            Track(ClaimAndCompensateAsync()); // notification: items wait, or this instance may claim again
+        }
+    }
+
+    private bool IsDisabledLocally() => Volatile.Read(ref _disabledLocally);
+
+    /// <summary>An operator changed this instance's registration (its <c>disabled</c> line): keep the new data for future sessions.</summary>
+    private async Task KeepRegistrationAsync(InstanceRegistration current)
+    {
+        Volatile.Write(ref _disabledLocally, current.Disabled);
+        try
+        {
+            await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), JobNodeData.Encode(current), _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "keeping this instance's registration", e.Message);
+        }
+    }
+
+    /// <summary>Our ephemeral node vanished while our session lives (someone deleted it): put it back rather than stop.</summary>
+    private async Task RestoreRegistrationAsync()
+    {
+        try
+        {
+            var data = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally()));
+            await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), data, _stopping.Token).ConfigureAwait(false);
+            JobLog.RegistrationRestored(_logger, Name, _instanceId);
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            // A lost session restores it itself (kept ephemeral); anything else is retried at the next change.
+        }
+    }
+
+    /// <summary>Contend for leadership only while this instance may run items (ElasticJob: a disabled server abdicates).</summary>
+    private async Task UpdateElectionAsync()
+    {
+        try
+        {
+            await _electionGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            var shouldLead = _stopped == 0 && _view.IsAvailable(_instanceId);
+            if (shouldLead && !_participating)
+            {
+                _participating = true;
+                await _election.StartAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            else if (!shouldLead && _participating)
+            {
+                _participating = false;
+                await _election.ResignAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            // LeaderElection retries on its own at the next watch or session event.
+        }
+        finally
+        {
+            _electionGate.Release();
+        }
+    }
+
+    private async Task HandleTriggerRequestAsync()
+    {
+        try
+        {
+            await _registry.DeleteAsync(_nodes.Trigger(_instanceId), cancellationToken: _stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
+        {
+            return; // handled already
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            return; // the node stays; the next view change retries
+        }
+
+        JobLog.ManualTrigger(_logger, Name, _instanceId);
+        await TriggerNowAsync().ConfigureAwait(false);
+    }
+
+    // ----- reconcile -----
+
+    /// <summary>
+    /// The leader's periodic self-check: an item whose owner is not live (or missing) flags re-sharding; running markers and
+    /// progress records of instances that are gone are removed (without failover nobody compensates them; they must not look
+    /// like running work). Everything repaired is logged.
+    /// </summary>
+    internal async Task ReconcileAsync()
+    {
+        if (!_election.IsLeader || _stopped == 1)
+        {
+            return;
+        }
+
+        var token = _stopping.Token;
+        try
+        {
+            var config = _resolved.Config;
+            var owners = await _view.ReadOwnersAsync(token).ConfigureAwait(false);
+            var live = await _registry.GetChildrenAsync(_nodes.Instances, cancellationToken: token).ConfigureAwait(false) ?? [];
+            var orphans = Enumerable.Range(0, config.Shards).Where(i => !owners.TryGetValue(i, out var owner) || !live.Contains(owner)).ToList();
+            if (orphans.Count > 0 && await _registry.ExistsAsync(_nodes.ShardingNecessary, cancellationToken: token).ConfigureAwait(false) is null)
+            {
+                await _sharding.FlagAsync($"reconcile found item(s) {string.Join(",", orphans)} without a live owner", token).ConfigureAwait(false);
+                JobLog.Reconciled(_logger, Name, $"item(s) {string.Join(",", orphans)} had no live owner; re-sharding flagged");
+            }
+
+            if (FailoverActive)
+            {
+                await _failover.ReconcileAsync(token).ConfigureAwait(false);
+            }
+            else if (!config.Failover)
+            {
+                await ClearLeftoversOfDeadInstancesAsync(live, config, token).ConfigureAwait(false);
+                await _failover.DropPendingAsync(token).ConfigureAwait(false);
+            }
+        }
+        catch (RegistryException e) when (e.Code != RegistryErrorCode.NodeExists)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, "reconciling", e.Message);
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>The leader, when instances leave (failover off): their running markers and progress records go at once.</summary>
+    private async Task ClearLeftoversAsync(IReadOnlyList<string> departed)
+    {
+        try
+        {
+            JobLog.InstancesLeft(_logger, Name, string.Join(", ", departed));
+            var live = await _registry.GetChildrenAsync(_nodes.Instances, cancellationToken: _stopping.Token).ConfigureAwait(false) ?? [];
+            await ClearLeftoversOfDeadInstancesAsync(live, _resolved.Config, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            // Reconcile and the next fire (which takes stale markers over) cover it.
+        }
+    }
+
+    private async Task ClearLeftoversOfDeadInstancesAsync(IReadOnlyList<string> live, JobConfig config, CancellationToken token)
+    {
+        var markers = await Task.WhenAll(Enumerable.Range(0, config.Shards).Select(async item =>
+            (item, node: await _registry.GetAsync(_nodes.ItemRunning(item), cancellationToken: token).ConfigureAwait(false)))).ConfigureAwait(false);
+        foreach (var (item, node) in markers)
+        {
+            if (node is null)
+            {
+                continue;
+            }
+
+            var path = _nodes.ItemRunning(item);
+            var owner = JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out _) ? marker!.Instance : null;
+            if (owner is null || !live.Contains(owner))
+            {
+                try
+                {
+                    await _registry.DeleteAsync(path, node.Stat.Version, token).ConfigureAwait(false);
+                    JobLog.Reconciled(_logger, Name, $"removed the running marker of item {item} left by {owner ?? "(unreadable)"}, which is no longer live");
+                }
+                catch (RegistryException e) when (e.Code is RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion)
+                {
+                }
+            }
+        }
+
+        var progress = await _registry.GetChildrenAsync(_nodes.ProgressRoot, cancellationToken: token).ConfigureAwait(false) ?? [];
+        foreach (var instance in progress.Where(p => !live.Contains(p)))
+        {
+            try
+            {
+                await _registry.DeleteAsync(_nodes.Progress(instance), cancellationToken: token).ConfigureAwait(false);
+            }
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
+            {
+            }
+        }
+    }
+}
