@@ -3,8 +3,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Quickstart;
-using ShardedJobs;
-using ShardedJobs.Hosting;
 
 // The quickstart: one sharded job, fired every 5 seconds; Ctrl+C stops it.
 //   dotnet run --project samples/Quickstart                                  the embedded in-process registry
@@ -15,22 +13,7 @@ var builder = Host.CreateApplicationBuilder(DemoArguments.ToConfiguration(args))
 builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ShardedJobs.Job", LogLevel.Information);
 builder.Services.Configure<DemoSettings>(builder.Configuration.GetSection("Demo"));
 builder.Services.AddSingleton<ExecutionLogFile>();
-builder.Services.AddScoped<OrderSync>();
-// What the source generator will write for [ShardedJob] classes; spelled out by hand until then (same values as the attribute).
-builder.Services.AddShardedJobsRuntime(
-[
-    new ShardedJobDefinition
-    {
-        Name = nameof(OrderSync),
-        JobTypeName = typeof(OrderSync).FullName!,
-        Cron = "0/5 * * * * ?",
-        Shards = 3,
-        Failover = true,
-        MonitorExecution = true,
-        ItemParameters = "0=Beijing,1=Shanghai,2=Guangzhou",
-        Invoker = (services, shard, cancellationToken) => services.GetRequiredService<OrderSync>().ExecuteAsync(shard, cancellationToken),
-    },
-]);
+builder.Services.AddShardedJobs(); // generated for this assembly from its [ShardedJob] classes
 
 var host = builder.Build();
 var where = string.IsNullOrEmpty(builder.Configuration["ShardedJobs:ZooKeeper:ConnectionString"]) ? "the embedded registry" : "ZooKeeper " + builder.Configuration["ShardedJobs:ZooKeeper:ConnectionString"];

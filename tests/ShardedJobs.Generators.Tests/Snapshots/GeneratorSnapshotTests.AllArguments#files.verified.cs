@@ -1,0 +1,2 @@
+ShardedJobs.Shop_OrderSync.g.cs
+ShardedJobs.g.cs

@@ -1,0 +1,2 @@
+ShardedJobs.Shop_RegionSync.g.cs
+ShardedJobs.g.cs

@@ -1,0 +1,2 @@
+ShardedJobs.Shop_Feeds_OrderFeed.g.cs
+ShardedJobs.g.cs

@@ -1,0 +1,2 @@
+ShardedJobs.Cleanup.g.cs
+ShardedJobs.g.cs

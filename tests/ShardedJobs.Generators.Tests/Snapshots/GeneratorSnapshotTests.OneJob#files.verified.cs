@@ -1,0 +1,2 @@
+ShardedJobs.Shop_Jobs_OrderSync.g.cs
+ShardedJobs.g.cs
