@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using System.Reflection;
 using System.Text;
 using Xunit;
 
@@ -13,9 +13,13 @@ internal static class Snapshot
 {
     public const string AcceptVariable = "SHARDEDJOBS_ACCEPT_SNAPSHOTS";
 
-    public static void Verify(string received, string test, string @case, string file, [CallerFilePath] string caller = "")
+    // The project writes its own directory into the assembly: [CallerFilePath] would be "/_/…" in a CI (deterministic) build.
+    private static readonly string Directory = typeof(Snapshot).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(attribute => attribute.Key == "SnapshotDirectory").Value!;
+
+    public static void Verify(string received, string test, string @case, string file)
     {
-        var path = Path.Combine(Path.GetDirectoryName(caller)!, "Snapshots", $"{test}.{@case}#{file}.verified.cs");
+        var path = Path.Combine(Directory, $"{test}.{@case}#{file}.verified.cs");
         received = received.Replace("\r\n", "\n", StringComparison.Ordinal).TrimStart('\uFEFF');
         if (Environment.GetEnvironmentVariable(AcceptVariable) == "1")
         {
