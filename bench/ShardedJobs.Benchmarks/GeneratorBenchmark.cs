@@ -49,7 +49,7 @@ internal static class GeneratorBenchmark
         return 0;
     }
 
-    private static string Job(int i) => $$"""
+    internal static string Job(int i) => $$"""
         using System.Threading;
         using System.Threading.Tasks;
         using ShardedJobs;
@@ -63,16 +63,16 @@ internal static class GeneratorBenchmark
         }
         """;
 
-    private static string Unrelated(int version) => $"namespace Bench; public static class Helpers {{ public static int Value() => {version}; }}";
+    internal static string Unrelated(int version) => $"namespace Bench; public static class Helpers {{ public static int Value() => {version}; }}";
 
-    private static double Time(Action action)
+    internal static double Time(Action action)
     {
         var watch = Stopwatch.StartNew();
         action();
         return watch.Elapsed.TotalMilliseconds;
     }
 
-    private static double Median(int runs, Func<double> measure)
+    internal static double Median(int runs, Func<double> measure)
     {
         var samples = Enumerable.Range(0, runs).Select(_ => measure()).Order().ToArray();
         return samples[runs / 2];

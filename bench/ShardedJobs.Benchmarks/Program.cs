@@ -6,6 +6,7 @@ using ShardedJobs.Benchmarks;
 //   ... -- round-trips (embedded|zookeeper) items fires
 //   ... -- many-jobs (embedded|zookeeper) jobs seconds
 //   ... -- generator-time jobs                                                  (bench/generator.sh: 10, 100, 1,000)
+//   ... -- analyzer-time jobs                                                   (bench/generator.sh: 10, 100, 1,000)
 //   ... -- failover-latency (sigkill|sigterm) session-timeout-seconds rounds    (needs the sample built: bench/failover.sh)
 // bench/runtime.sh runs the runtime set.
 static int Int(string text) => int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
@@ -16,6 +17,7 @@ return args switch
     ["round-trips", var registry, var items, var fires] => await RuntimeBenchmark.RoundTripsAsync(registry, Int(items), Int(fires)),
     ["many-jobs", var registry, var jobs, var seconds] => await RuntimeBenchmark.ManyJobsAsync(registry, Int(jobs), Int(seconds)),
     ["generator-time", var jobs] => GeneratorBenchmark.Run(Int(jobs)),
+    ["analyzer-time", var jobs] => await AnalyzerBenchmark.RunAsync(Int(jobs)),
     ["failover-latency", var mode, var sessionSeconds, var rounds] =>
         await FailoverBenchmark.RunAsync(mode, double.Parse(sessionSeconds, System.Globalization.CultureInfo.InvariantCulture), Int(rounds)),
     ["zk-client", var hostPort, var workload, var seconds, var window] =>
@@ -27,6 +29,6 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: zk-client host:port (get|createdelete|multi10) seconds window");
     Console.Error.WriteLine("       trigger-delay (embedded|zookeeper) fires items | round-trips (embedded|zookeeper) items fires | many-jobs (embedded|zookeeper) jobs seconds");
-    Console.Error.WriteLine("       failover-latency (sigkill|sigterm) session-timeout-seconds rounds | generator-time jobs");
+    Console.Error.WriteLine("       failover-latency (sigkill|sigterm) session-timeout-seconds rounds | generator-time jobs | analyzer-time jobs");
     return 2;
 }
