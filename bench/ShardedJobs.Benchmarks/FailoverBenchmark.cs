@@ -85,7 +85,7 @@ internal static class FailoverBenchmark
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < timeout)
         {
-            if (find(ExecutionLogFileReader.Read(log)) is { } line)
+            if (find(ExecutionLogFileReader.Read(log, "OrderSync")) is { } line)
             {
                 return line;
             }

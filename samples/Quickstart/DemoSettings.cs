@@ -32,7 +32,46 @@ public sealed class DemoSettings
 
     /// <summary>Where to append one line per item start and end; none when empty.</summary>
     public string? LogFile { get; set; }
+
+    /// <summary>How many instances to run in this process (on one embedded registry); 1 by default.</summary>
+    public int Nodes { get; set; } = 1;
+
+    /// <summary>When to crash one node (<c>12s</c>, <c>1m</c>, <c>00:00:12</c>): the first node then running an item.</summary>
+    public string? KillAfter { get; set; }
+
+    /// <summary>When to stop on its own; by default never (Ctrl+C), or 30 s after the crash with <see cref="KillAfter"/>.</summary>
+    public string? StopAfter { get; set; }
 }
+
+/// <summary>The demo's durations: <c>12s</c>, <c>500ms</c>, <c>1.5m</c>, or a TimeSpan such as <c>00:00:12</c>.</summary>
+public static class DemoDuration
+{
+    public static TimeSpan? Parse(string? text, string option)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        var value = text.Trim();
+        (string Suffix, double Seconds)[] units = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)];
+        foreach (var (suffix, seconds) in units)
+        {
+            if (value.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(value[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && number >= 0)
+            {
+                return TimeSpan.FromSeconds(number * seconds);
+            }
+        }
+
+        return TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span) && span >= TimeSpan.Zero
+            ? span
+            : throw new DemoUsageException($"{option} '{text}' is not a duration: write it as 12s, 500ms, 1.5m or 00:00:12.");
+    }
+}
+
+/// <summary>A command-line mistake: the demo prints the message and exits with code 2.</summary>
+public sealed class DemoUsageException(string message) : Exception(message);
 
 /// <summary>The demo's command line: short options mapped onto configuration keys; everything else passes through.</summary>
 public static class DemoArguments
@@ -45,6 +84,9 @@ public static class DemoArguments
         ["--log"] = "Demo:LogFile",
         ["--work"] = "Demo:WorkSeconds",
         ["--work-by-item"] = "Demo:WorkByItem",
+        ["--nodes"] = "Demo:Nodes",
+        ["--kill-after"] = "Demo:KillAfter",
+        ["--stop-after"] = "Demo:StopAfter",
     };
 
     public static HostApplicationBuilderSettings ToConfiguration(string[] args)
@@ -63,82 +105,5 @@ public static class DemoArguments
         }
 
         return new HostApplicationBuilderSettings { Args = [.. mapped] };
-    }
-}
-
-/// <summary>
-/// The execution log the integration tests read: one tab-separated line per item start and end, appended by every process that
-/// shares the file: <c>start|end, time (UTC, ISO 8601), instance, job, item, fire time, task id, failover (0/1), outcome
-/// (- | ok | failed | cancelled)</c>. .NET's append mode keeps its own file position (it does not open with O_APPEND), so
-/// processes appending to one file would overwrite each other's lines: each line is written under an exclusive lock on the
-/// file, at its current end.
-/// </summary>
-public sealed class ExecutionLogFile : IDisposable
-{
-    private readonly FileStream? _file;
-    private readonly TimeProvider _time;
-
-    public ExecutionLogFile(IOptions<DemoSettings> settings, TimeProvider time)
-    {
-        _time = time;
-        if (settings.Value.LogFile is { Length: > 0 } path)
-        {
-            _file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        }
-    }
-
-    public void Started(ShardContext shard) => Write("start", shard, "-");
-
-    public void Ended(ShardContext shard, string outcome) => Write("end", shard, outcome);
-
-    public void Dispose() => _file?.Dispose();
-
-    private void Write(string what, ShardContext shard, string outcome)
-    {
-        if (_file is null)
-        {
-            return;
-        }
-
-        var line = string.Join('\t', what, _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture), shard.InstanceId, shard.JobName,
-            shard.Item.ToString(CultureInfo.InvariantCulture), shard.FireTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
-            shard.TaskId, shard.IsFailover ? "1" : "0", outcome) + "\n";
-        var bytes = System.Text.Encoding.UTF8.GetBytes(line);
-        lock (_file)
-        {
-            // macOS has no FileStream.Lock: there, processes should not share one log file.
-            var locked = !OperatingSystem.IsMacOS() && LockFile();
-            try
-            {
-                _file.Seek(0, SeekOrigin.End);
-                _file.Write(bytes);
-                _file.Flush();
-            }
-            finally
-            {
-                if (locked && !OperatingSystem.IsMacOS())
-                {
-                    _file.Unlock(0, long.MaxValue);
-                }
-            }
-        }
-    }
-
-    /// <summary>Takes the whole-file lock other processes hold while they append (a POSIX record lock; it does not block, so retry).</summary>
-    [System.Runtime.Versioning.UnsupportedOSPlatform("macos")]
-    private bool LockFile()
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                _file!.Lock(0, long.MaxValue);
-                return true;
-            }
-            catch (IOException) when (attempt < 1000)
-            {
-                Thread.Sleep(1);
-            }
-        }
     }
 }

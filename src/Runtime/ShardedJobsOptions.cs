@@ -3,6 +3,10 @@ namespace ShardedJobs;
 /// <summary>
 /// Runtime settings, bound from the configuration section <see cref="SectionName"/>. Every key is optional: with no
 /// <c>ZooKeeper:ConnectionString</c> the jobs run on the embedded in-process registry (development and single-node use).
+/// <para>The embedded registry is a new <see cref="Coordination.InMemoryRegistryServer"/> per host, or the one registered in the
+/// service provider (several hosts in one process then form one cluster); a registered <see cref="Coordination.InMemoryRegistry"/>
+/// session is used as is, so the application can drive its connection (<c>Suspend</c> plays a crash: the session expires after
+/// the server's session timeout). The host closes the session when it stops.</para>
 /// </summary>
 public sealed class ShardedJobsOptions
 {

@@ -69,7 +69,7 @@ public sealed class ProcessFailoverTests
             // Every item of the interrupted fire ends "ok" exactly once.
             await WaitAsync(log, lines => Enumerable.Range(0, 6).All(i => Ok(lines, fire, i) >= 1) ? fire : null, sessionTimeout + TimeSpan.FromSeconds(20),
                 "every item of the interrupted fire ends ok", processes);
-            var lines = ExecutionLogFileReader.Read(log);
+            var lines = ExecutionLogFileReader.Read(log, "OrderSync");
             var report = Describe(lines);
             for (var item = 0; item < 6; item++)
             {
@@ -84,7 +84,7 @@ public sealed class ProcessFailoverTests
             // The next fire is re-sharded over the two survivors and runs every item once.
             var next = fire + TimeSpan.FromSeconds(10);
             await WaitAsync(log, l => Enumerable.Range(0, 6).All(i => Ok(l, next, i) >= 1) ? next : null, TimeSpan.FromSeconds(30), "the next fire ends", processes);
-            lines = ExecutionLogFileReader.Read(log);
+            lines = ExecutionLogFileReader.Read(log, "OrderSync");
             Assert.All(Enumerable.Range(0, 6), i => Assert.True(Ok(lines, next, i) == 1, Describe(lines)));
             Assert.DoesNotContain(lines, l => l.FireTime == next && l.Instance == "P2");
             Assert.All(processes.Where(p => p != victim), p => Assert.False(p.HasExited, p.Output())); // no survivor shut itself down
@@ -114,14 +114,14 @@ public sealed class ProcessFailoverTests
         var deadline = DateTimeOffset.UtcNow + timeout;
         while (true)
         {
-            if (condition(ExecutionLogFileReader.Read(log)) is { } found)
+            if (condition(ExecutionLogFileReader.Read(log, "OrderSync")) is { } found)
             {
                 return found;
             }
 
             if (DateTimeOffset.UtcNow > deadline)
             {
-                throw new TimeoutException($"Not within {timeout}: {what}.\n{Describe(ExecutionLogFileReader.Read(log))}\n" +
+                throw new TimeoutException($"Not within {timeout}: {what}.\n{Describe(ExecutionLogFileReader.Read(log, "OrderSync"))}\n" +
                     string.Join("\n", processes.Select(p => $"--- {p.InstanceId} output (tail) ---\n{Tail(p.Output())}")));
             }
 

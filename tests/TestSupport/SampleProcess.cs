@@ -28,6 +28,9 @@ public sealed class SampleProcess : IAsyncDisposable
 
     public bool HasExited => _wrapper.HasExited;
 
+    /// <summary>The sample's exit code, once it has exited.</summary>
+    public int ExitCode => _wrapper.ExitCode;
+
     /// <summary>The built sample, next to this build's configuration (the solution build builds it before any test runs).</summary>
     public static string SamplePath
     {

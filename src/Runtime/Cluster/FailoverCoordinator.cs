@@ -38,6 +38,7 @@ internal sealed class FailoverCoordinator
     private readonly ILogger _logger;
     private readonly ShardedJobsMetrics _metrics;
     private readonly TimeProvider _time;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, FailoverFlag> _unsettledClaims = new();
 
     public FailoverCoordinator(IRegistry registry, JobNodes nodes, JobClusterView view, string instanceId, Func<ResolvedJobConfig> config,
         ILogger logger, ShardedJobsMetrics metrics, TimeProvider time)
@@ -79,11 +80,15 @@ internal sealed class FailoverCoordinator
 
             var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
             var plan = new FlagPlan(_time.GetUtcNow());
+            var missedFire = MissedFire(instanceId, progress);
             foreach (var (item, state) in evidence.Items)
             {
                 if (state.Marker is { } marker && marker.Content.Instance == instanceId)
                 {
-                    plan.Flag(item, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId));
+                    // Its session outlived a later fire while this item still ran there: alive, it would have run that fire as a
+                    // misfire right after; the compensation does it instead, so no fire of the item is lost.
+                    var missed = missedFire is { } due && due > marker.Content.FireTime && _config().Config.Misfire && Owns(instanceId, item) ? due : (DateTimeOffset?)null;
+                    plan.Flag(item, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId, MissedFireTime: missed));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                 }
 
@@ -187,55 +192,95 @@ internal sealed class FailoverCoordinator
         return [];
     }
 
+    /// <summary>Claims whose multi's outcome is unknown (the connection was lost before its reply): the next
+    /// <see cref="ClaimAsync"/> reads whether they are ours.</summary>
+    public bool HasUnsettledClaims => !_unsettledClaims.IsEmpty;
+
     /// <summary>Claims up to <paramref name="capacity"/> waiting items, each atomically; returns what this instance won.</summary>
     public async Task<IReadOnlyList<FailoverClaim>> ClaimAsync(int capacity, CancellationToken cancellationToken)
     {
         var shards = _config().Config.Shards;
         var claims = new List<FailoverClaim>();
-        var waiting = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
-        foreach (var item in waiting.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0).Order())
+        try
         {
-            if (claims.Count >= capacity)
+            await SettleUnknownClaimsAsync(claims, cancellationToken).ConfigureAwait(false);
+            var waiting = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
+            foreach (var item in waiting.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0).Order())
             {
-                break;
-            }
+                if (claims.Count >= capacity)
+                {
+                    break;
+                }
 
-            var flagPath = _nodes.FailoverItem(item);
-            var flagNode = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (flagNode is null)
-            {
-                continue; // someone else was faster
-            }
+                var flagPath = _nodes.FailoverItem(item);
+                var flagNode = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (flagNode is null)
+                {
+                    continue; // someone else was faster
+                }
 
-            FailoverFlag? flag = null;
-            RegistryDataException? error = null;
-            if (item >= shards || !JobNodeData.TryDecodeFailoverFlag(flagPath, flagNode.Data, out flag, out error))
-            {
-                // An item that no longer exists, or a flag nobody can read: nothing to compensate; say so and clear it.
-                JobLog.FailoverDiscarded(_logger, _nodes.JobName, item, item >= shards ? $"the job has {shards} item(s) now" : error!.Message);
-                await DeleteQuietlyAsync(flagPath, flagNode.Stat.Version, cancellationToken).ConfigureAwait(false);
-                continue;
-            }
+                FailoverFlag? flag = null;
+                RegistryDataException? error = null;
+                if (item >= shards || !JobNodeData.TryDecodeFailoverFlag(flagPath, flagNode.Data, out flag, out error))
+                {
+                    // An item that no longer exists, or a flag nobody can read: nothing to compensate; say so and clear it.
+                    JobLog.FailoverDiscarded(_logger, _nodes.JobName, item, item >= shards ? $"the job has {shards} item(s) now" : error!.Message);
+                    await DeleteQuietlyAsync(flagPath, flagNode.Stat.Version, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
 
-            var claimPath = _nodes.ItemFailover(item);
-            var existing = await _registry.ExistsAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
-            var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId));
-            RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Version);
-            try
-            {
-                await _registry.MultiAsync([new RegistryOp.Delete(flagPath, flagNode.Stat.Version), write], cancellationToken).ConfigureAwait(false);
-            }
-            catch (RegistryMultiException)
-            {
-                continue; // claimed by another instance between our read and our multi
-            }
+                var claimPath = _nodes.ItemFailover(item);
+                var existing = await _registry.ExistsAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId));
+                RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Version);
+                try
+                {
+                    await _registry.MultiAsync([new RegistryOp.Delete(flagPath, flagNode.Stat.Version), write], cancellationToken).ConfigureAwait(false);
+                }
+                catch (RegistryMultiException)
+                {
+                    continue; // claimed by another instance between our read and our multi
+                }
+                catch (RegistryException)
+                {
+                    // Applied or not: nobody else can tell. If it was, the claim names us and only we would ever run it.
+                    _unsettledClaims[item] = flag;
+                    throw;
+                }
 
-            _metrics.FailoverClaimed(_nodes.JobName);
-            JobLog.FailoverClaimed(_logger, _nodes.JobName, item, flag.CrashedInstance, flag.FireTime, _instanceId);
-            claims.Add(new FailoverClaim(item, flag));
+                Claimed(item, flag, claims);
+            }
+        }
+        catch (RegistryException e) when (claims.Count > 0)
+        {
+            // Keep what is ours already: dropping it would leave claims naming this live instance that nobody runs.
+            JobLog.RegistryCallFailed(_logger, _nodes.JobName, "claiming more items to compensate", e.Message);
         }
 
         return claims;
+    }
+
+    /// <summary>Reads the claims whose multi may or may not have been applied: one naming us with the flag's fire and task id is ours.</summary>
+    private async Task SettleUnknownClaimsAsync(List<FailoverClaim> claims, CancellationToken cancellationToken)
+    {
+        foreach (var (item, flag) in _unsettledClaims)
+        {
+            var path = _nodes.ItemFailover(item);
+            var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            _unsettledClaims.TryRemove(item, out _);
+            if (node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var held, out _)
+                && held!.Instance == _instanceId && held.FireTime == flag.FireTime && held.TaskId == flag.TaskId)
+            {
+                Claimed(item, flag, claims);
+            }
+        }
+    }
+
+    private void Claimed(int item, FailoverFlag flag, List<FailoverClaim> claims)
+    {
+        _metrics.FailoverClaimed(_nodes.JobName);
+        JobLog.FailoverClaimed(_logger, _nodes.JobName, item, flag.CrashedInstance, flag.FireTime, _instanceId);
+        claims.Add(new FailoverClaim(item, flag));
     }
 
     /// <summary>The compensation of <paramref name="item"/> ended (ran to the end, or failed): the claim goes, if it is still ours.</summary>
@@ -247,6 +292,31 @@ internal sealed class FailoverCoordinator
         {
             await DeleteQuietlyAsync(path, node.Stat.Version, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The compensation of <paramref name="claim"/>'s interrupted fire has ended, and the crashed instance also missed a later
+    /// fire of the item (<see cref="FailoverFlag.MissedFireTime"/>): the claim moves on to that fire, so that a crash of this
+    /// instance now is compensated for it, and the caller runs the item again for it. Null when there is nothing more to run
+    /// (the caller then releases the claim as usual).
+    /// </summary>
+    public async Task<FailoverClaim?> AdvanceClaimAsync(FailoverClaim claim, CancellationToken cancellationToken)
+    {
+        if (claim.Flag.MissedFireTime is not { } missed)
+        {
+            return null;
+        }
+
+        var path = _nodes.ItemFailover(claim.Item);
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (node is null || !JobNodeData.TryDecodeItemMarker(path, node.Data, out var held, out _) || held!.Instance != _instanceId)
+        {
+            return null;
+        }
+
+        var next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(claim.Item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
+        await _registry.SetAsync(path, JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), node.Stat.Version, cancellationToken).ConfigureAwait(false);
+        return next;
     }
 
     /// <summary>This instance cannot compensate a claimed item now (job or item disabled, instance unavailable): the item waits again.</summary>
@@ -339,14 +409,32 @@ internal sealed class FailoverCoordinator
     }
 
     /// <summary>The fires <paramref name="instanceId"/> should have started with its assignment but did not: the latest fire
-    /// time since its last started fire, for each of its enabled items that nobody is running.</summary>
+    /// time since its last started fire (<see cref="MissedFire"/>), for each of its enabled items that nobody is running.</summary>
     private IEnumerable<(int Item, DateTimeOffset FireTime)> NeverStarted(string instanceId, InstanceProgress? progress, Evidence evidence)
+    {
+        if (MissedFire(instanceId, progress) is not { } missed)
+        {
+            yield break;
+        }
+
+        foreach (var (item, owner) in _view.Sharding.Owners)
+        {
+            if (owner == instanceId && Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
+            {
+                yield return (item, missed);
+            }
+        }
+    }
+
+    /// <summary>The latest fire that came after the last one <paramref name="instanceId"/> started (and after its assignment was
+    /// made), up to now; null when it missed none or has no assignment.</summary>
+    private DateTimeOffset? MissedFire(string instanceId, InstanceProgress? progress)
     {
         var resolved = _config();
         var sharding = _view.Sharding;
         if (resolved.Config.Disabled || sharding.Stamp is not { } stamp || !stamp.Instances.Contains(instanceId))
         {
-            yield break;
+            return null;
         }
 
         // Fires before the assignment was made were not this assignment's: start just before the sharding (it happens at a fire).
@@ -364,20 +452,12 @@ internal sealed class FailoverCoordinator
             due = fire;
         }
 
-        if (due is not { } missed || missed <= lastStarted)
-        {
-            yield break;
-        }
-
-        foreach (var (item, owner) in sharding.Owners)
-        {
-            if (owner == instanceId && item < resolved.Config.Shards && !_view.DisabledItems.Contains(item)
-                && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
-            {
-                yield return (item, missed);
-            }
-        }
+        return due is { } missed && missed > lastStarted ? missed : null;
     }
+
+    /// <summary>The item is <paramref name="instanceId"/>'s by the current sharding, exists and is enabled.</summary>
+    private bool Owns(string instanceId, int item) =>
+        _view.Sharding.Owners.TryGetValue(item, out var owner) && owner == instanceId && item < _config().Config.Shards && !_view.DisabledItems.Contains(item);
 
     private string NeverStartedTaskId(int item, string instanceId, DateTimeOffset fireTime) =>
         string.Create(CultureInfo.InvariantCulture, $"{_nodes.JobName}@-@{item}@-@NEVER-STARTED@-@{instanceId}@-@{fireTime.ToUnixTimeMilliseconds()}");

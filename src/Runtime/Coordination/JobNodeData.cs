@@ -12,7 +12,11 @@ public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string
 /// <param name="FireTime">The interrupted fire: the compensation runs with this <see cref="ShardContext.FireTime"/>.</param>
 /// <param name="TaskId">The interrupted execution's task id (or, for an item that never started, a synthetic one naming the fire).</param>
 /// <param name="FlaggedAt">When the crash was handled, by the flagging instance's clock (for the failover latency); optional.</param>
-public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? FlaggedAt = null);
+/// <param name="MissedFireTime">A later fire of the item that came while the crashed instance still held it (its session outlived
+/// that fire): the instance would have run it as a misfire right after, so the compensation runs it too, after
+/// <paramref name="FireTime"/>; optional.</param>
+public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? FlaggedAt = null,
+    DateTimeOffset? MissedFireTime = null);
 
 /// <summary>The fire an instance last started: <c>progress/{instanceId}</c>.</summary>
 public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId);
@@ -46,6 +50,11 @@ public static class JobNodeData
             if (flag.FlaggedAt is { } flaggedAt)
             {
                 w.WriteNumber("flaggedAt", flaggedAt.ToUnixTimeMilliseconds());
+            }
+
+            if (flag.MissedFireTime is { } missed)
+            {
+                w.WriteNumber("missedFireTime", missed.ToUnixTimeMilliseconds());
             }
         });
 
@@ -193,7 +202,8 @@ public static class JobNodeData
 
     private static FailoverFlag ReadFailoverFlag(Dictionary<string, JsonElement> fields) =>
         new(RequiredString(fields, "crashedInstance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),
-            fields.ContainsKey("flaggedAt") ? RequiredTime(fields, "flaggedAt") : null);
+            fields.ContainsKey("flaggedAt") ? RequiredTime(fields, "flaggedAt") : null,
+            fields.ContainsKey("missedFireTime") ? RequiredTime(fields, "missedFireTime") : null);
 
     private static InstanceProgress ReadProgress(Dictionary<string, JsonElement> fields) =>
         new(RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));

@@ -94,7 +94,7 @@ public sealed class JobNodes
     /// <summary><c>leader/failover/items</c>: items waiting to be compensated.</summary>
     public string FailoverItems => Root + "/leader/failover/items";
 
-    /// <summary><c>leader/failover/items/{item}</c>, persistent; data: JSON <c>{"crashedInstance","fireTime","taskId","flaggedAt"}</c>.</summary>
+    /// <summary><c>leader/failover/items/{item}</c>, persistent; data: JSON <c>{"crashedInstance","fireTime","taskId","flaggedAt"[,"missedFireTime"]}</c>.</summary>
     public string FailoverItem(int item) => FailoverItems + "/" + item.ToString(CultureInfo.InvariantCulture);
 
     /// <summary><c>progress</c>: one child per instance that ever started a fire.</summary>

@@ -139,6 +139,9 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3072, Level = LogLevel.Information, Message = "Job '{Job}': compensating item {Item} of {Crashed} for fire {FireTime:O} ({Latency} after it was flagged)")]
     public static partial void Compensating(ILogger logger, string job, int item, string crashed, DateTimeOffset fireTime, TimeSpan latency);
 
+    [LoggerMessage(EventId = 3079, Level = LogLevel.Information, Message = "Job '{Job}': item {Item} compensated for fire {FireTime:O}; its crashed owner also missed fire {MissedFireTime:O}, which runs now")]
+    public static partial void CompensatingMissedFire(ILogger logger, string job, int item, DateTimeOffset fireTime, DateTimeOffset missedFireTime);
+
     [LoggerMessage(EventId = 3073, Level = LogLevel.Warning, Message = "Job '{Job}': failover flag of item {Item} discarded: {Reason}")]
     public static partial void FailoverDiscarded(ILogger logger, string job, int item, string reason);
 

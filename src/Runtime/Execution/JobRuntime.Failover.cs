@@ -50,7 +50,7 @@ internal sealed partial class JobRuntime
     private async Task ClaimAndCompensateAsync()
     {
         if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
-            || _registry.State != RegistryState.Connected || _view.PendingFailovers.IsEmpty || RunsOwnItems)
+            || _registry.State != RegistryState.Connected || (_view.PendingFailovers.IsEmpty && !_failover.HasUnsettledClaims) || RunsOwnItems)
         {
             return;
         }
@@ -64,6 +64,7 @@ internal sealed partial class JobRuntime
             return;
         }
 
+        var retry = false;
         try
         {
             var capacity = _settings.MaxConcurrency - _compensating.Count;
@@ -81,6 +82,7 @@ internal sealed partial class JobRuntime
         catch (RegistryException e)
         {
             JobLog.RegistryCallFailed(_logger, Name, "claiming items to compensate", e.Message);
+            retry = true;
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -89,6 +91,26 @@ internal sealed partial class JobRuntime
         {
             _claimGate.Release();
         }
+
+        if (retry)
+        {
+            // Items still wait (or a claim's outcome is unknown): try again shortly; a lost connection ends this until it is back.
+            Track(ClaimAgainSoonAsync());
+        }
+    }
+
+    private async Task ClaimAgainSoonAsync()
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), _time, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await ClaimAndCompensateAsync().ConfigureAwait(false);
     }
 
     /// <summary>Runs a claimed item with the interrupted fire time, once it is free (a run of it elsewhere is waited for).</summary>
@@ -186,6 +208,30 @@ internal sealed partial class JobRuntime
         JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
         Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved);
         return CompensationStart.Started;
+    }
+
+    /// <summary>A compensation ended: the claim moves on to a later fire the crashed instance also missed (returned, to run
+    /// next), or it is released.</summary>
+    private async Task<FailoverClaim?> AdvanceOrReleaseClaimAsync(FailoverClaim claim)
+    {
+        if (claim.Flag.MissedFireTime is not null && !_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                if (await _failover.AdvanceClaimAsync(claim, CancellationToken.None).ConfigureAwait(false) is { } next)
+                {
+                    JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
+                    return next;
+                }
+            }
+            catch (RegistryException e)
+            {
+                JobLog.RegistryCallFailed(_logger, Name, $"moving the claim of item {claim.Item} on to the fire its crashed owner also missed", e.Message);
+            }
+        }
+
+        await _failover.ReleaseClaimAsync(claim.Item, CancellationToken.None).ConfigureAwait(false);
+        return null;
     }
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>

@@ -236,14 +236,21 @@ internal sealed partial class JobRuntime
             await _monitor.ReleaseAsync(result.Item, taskId, session).ConfigureAwait(false);
         }
 
-        if (_compensating.TryRemove(result.Item, out _) && !keepEvidence)
+        FailoverClaim? nextFire = null;
+        if (_compensating.TryRemove(result.Item, out var claim) && !keepEvidence)
         {
-            await _failover.ReleaseClaimAsync(result.Item, CancellationToken.None).ConfigureAwait(false);
+            nextFire = await AdvanceOrReleaseClaimAsync(claim).ConfigureAwait(false);
         }
 
         if (_runningHere.TryGetValue(result.Item, out var running) && running.TaskId == taskId)
         {
             _runningHere.TryRemove(new KeyValuePair<int, RunningItem>(result.Item, running));
+        }
+
+        if (nextFire is not null)
+        {
+            _compensating[nextFire.Item] = nextFire;
+            Track(CompensateAsync(nextFire));
         }
 
         bool catchUp;

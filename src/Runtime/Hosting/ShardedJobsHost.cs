@@ -224,10 +224,29 @@ internal sealed class ShardedJobsHost : IHostedService, IAsyncDisposable
     {
         if (string.IsNullOrWhiteSpace(options.ZooKeeper.ConnectionString))
         {
+            // An application that registers its own session (connected to a server it shares between several instances in one
+            // process, as the quickstart's --nodes) can drive that session's connection: Suspend it to play a crash.
+            if (_services.GetService<InMemoryRegistry>() is { } session)
+            {
+                if (session.State == RegistryState.Closed)
+                {
+                    throw new InvalidOperationException(
+                        "The InMemoryRegistry registered in the service provider is closed (ShardedJobs closes the session when it stops, " +
+                        "as it does a ZooKeeper session): a host that is started again needs a new session from InMemoryRegistryServer.Connect().");
+                }
+
+                return (session, "the embedded registry (the application's session)");
+            }
+
+            // Instances in one process share the tree when the application registers one server.
+            if (_services.GetService<InMemoryRegistryServer>() is { } shared)
+            {
+                return (shared.Connect(), "the embedded registry (the application's server)");
+            }
+
+            // No connection string and nothing set up for several instances: most likely a forgotten setting, so say it loudly.
             JobLog.EmbeddedRegistry(_logger);
-            // Instances in one process share the tree when the application registers one server (the quickstart's --nodes).
-            var server = _services.GetService<InMemoryRegistryServer>() ?? new InMemoryRegistryServer(_time, options.ZooKeeper.SessionTimeout);
-            return (server.Connect(), "the embedded registry");
+            return (new InMemoryRegistryServer(_time, options.ZooKeeper.SessionTimeout).Connect(), "the embedded registry");
         }
 
         var registry = await ZooKeeperRegistry.ConnectAsync(new ZooKeeperRegistryOptions

@@ -8,7 +8,8 @@ public sealed record LogLine(string Event, DateTimeOffset Time, string Instance,
 /// <summary>Reads the execution log that sample processes append to; the oracle of the process-level tests.</summary>
 public static class ExecutionLogFileReader
 {
-    public static IReadOnlyList<LogLine> Read(string path)
+    /// <summary>The log's complete lines; only <paramref name="job"/>'s when given (the sample runs more than one job).</summary>
+    public static IReadOnlyList<LogLine> Read(string path, string? job = null)
     {
         if (!File.Exists(path))
         {
@@ -24,6 +25,11 @@ public static class ExecutionLogFileReader
             if (f.Length != 9)
             {
                 continue; // a line being written right now
+            }
+
+            if (job is not null && f[3] != job)
+            {
+                continue;
             }
 
             lines.Add(new LogLine(f[0], DateTimeOffset.Parse(f[1], CultureInfo.InvariantCulture), f[2], f[3], int.Parse(f[4], CultureInfo.InvariantCulture),

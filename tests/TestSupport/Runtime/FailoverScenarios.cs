@@ -85,7 +85,7 @@ public abstract class FailoverScenarios
     }
 }
 
-/// <summary>A crash: of a member, of the leader, of two members at once.</summary>
+/// <summary>A crash: of a member, of the leader, of two members at once, of a member whose session outlives the next fire.</summary>
 public abstract class FailoverCrashesScenarios : FailoverScenarios
 {
     [Fact]
@@ -152,6 +152,34 @@ public abstract class FailoverCrashesScenarios : FailoverScenarios
         await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(30), "the next fire ends");
         Assert.Equal(Layout("A:0,1,2,3,4,5,6,7,8"), h.Log.AssertEachItemOnce(next, 9, Job));
         h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task An_item_still_running_when_its_owner_s_session_outlived_the_next_fire_is_compensated_for_both_fires()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        // B's item 4 runs 20 s of fire F; B crashes a second before the next fire, which its session outlives.
+        var fire = await InterruptedFireAsync(h, duration: shard => shard.Item == 4 ? TimeSpan.FromSeconds(20) : Short);
+        var next = fire + TimeSpan.FromSeconds(15);
+        h.Script.Duration = _ => Short;
+        await h.AdvanceToAsync(next - TimeSpan.FromSeconds(1));
+        await h.CrashAsync(b);
+
+        // Item 4: compensated for F, then for the next fire (which B, alive, would have run as a misfire right after);
+        // items 3 and 5, which B never started for the next fire, for that fire.
+        await h.RunUntilAsync(runs => Compensations(runs, next).Count(r => r.Outcome is not null) == 3, DetectionBudget(h) + TimeSpan.FromSeconds(4),
+            "item 4 compensated for both fires, items 3 and 5 for the next");
+        var first = Assert.Single(Compensations(h.Log.Runs, fire));
+        Assert.Equal(4, first.Item);
+        Assert.Equal([3, 4, 5], Compensations(h.Log.Runs, next).Select(r => r.Item).Order());
+        var second = Assert.Single(Compensations(h.Log.Runs, next), r => r.Item == 4);
+        Assert.True(second.Started >= first.Ended, "the missed fire of item 4 runs after the interrupted one");
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(10), "every item of the next fire ends");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        Assert.Single(h.Log.For(fire, Job), r => r.Item == 4 && r.Outcome == "ok");
+        h.Log.AssertNoOverlap();
+        await AssertNoEvidenceNamingAsync(h, "B");
     }
 }
 

@@ -1,0 +1,175 @@
+using System.Globalization;
+using ShardedJobs;
+
+namespace Quickstart;
+
+/// <summary>One node of the demo as the demo sees it: whether it has crashed, and how many items it is running.</summary>
+public sealed class DemoNode(string name)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _running = new(StringComparer.Ordinal);
+    private int _crashed;
+
+    public string Name { get; } = name;
+
+    /// <summary>A crashed process writes nothing more: its console lines, log lines and logs stop here.</summary>
+    public bool IsCrashed => Volatile.Read(ref _crashed) == 1;
+
+    /// <summary>How many items of <paramref name="job"/> this node is running now (any job when null).</summary>
+    public int Running(string? job = null) => job is null ? _running.Values.Sum() : _running.GetValueOrDefault(job);
+
+    public void MarkCrashed() => Volatile.Write(ref _crashed, 1);
+
+    internal void ItemStarted(string job) => _running.AddOrUpdate(job, 1, (_, n) => n + 1);
+
+    internal void ItemEnded(string job) => _running.AddOrUpdate(job, 0, (_, n) => n - 1);
+}
+
+/// <summary>
+/// What the jobs print: a readable console line per item start and end (time, instance, job, item, parameter, fire time,
+/// FAILOVER for compensations), the same as a line of the execution log (<c>--log</c>), and, in the multi-node demo, the
+/// timeline its summary is made from.
+/// </summary>
+public sealed class DemoOutput(DemoNode node, ExecutionLogFile log, TimeProvider time, DemoTimeline? timeline = null)
+{
+    private DemoNode Node => node;
+
+    private ExecutionLogFile Log => log;
+
+    private TimeProvider Time => time;
+
+    private DemoTimeline? Timeline => timeline;
+
+    public Execution Start(ShardContext shard, CancellationToken cancellationToken = default)
+    {
+        var execution = new Execution(this, shard, cancellationToken, silent: node.IsCrashed);
+        execution.Write("start", "-", null);
+        node.ItemStarted(shard.JobName);
+        return execution;
+    }
+
+    /// <summary>One item's run: <see cref="Succeeded"/> when it did its work; disposing it ends it either way.</summary>
+    public sealed class Execution : IDisposable
+    {
+        private readonly DemoOutput _output;
+        private readonly ShardContext _shard;
+        private readonly CancellationToken _cancellationToken;
+        private readonly bool _silent;
+        private string? _detail;
+        private bool _succeeded;
+        private bool _ended;
+
+        internal Execution(DemoOutput output, ShardContext shard, CancellationToken cancellationToken, bool silent)
+        {
+            _output = output;
+            _shard = shard;
+            _cancellationToken = cancellationToken;
+            _silent = silent;
+        }
+
+        public void Succeeded(string? detail = null)
+        {
+            _succeeded = true;
+            _detail = detail;
+        }
+
+        public void Dispose()
+        {
+            if (_ended)
+            {
+                return;
+            }
+
+            _ended = true;
+            Write("end", _succeeded ? "ok" : _cancellationToken.IsCancellationRequested ? "cancelled" : "failed", _detail);
+            _output.Node.ItemEnded(_shard.JobName);
+        }
+
+        internal void Write(string what, string outcome, string? detail)
+        {
+            if (_silent || _output.Node.IsCrashed)
+            {
+                return;
+            }
+
+            var now = _output.Time.GetLocalNow();
+            var shown = what == "start" ? "start" : detail is null ? outcome : $"{outcome} ({detail})";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{now:HH:mm:ss.fff}  {_shard.InstanceId,-8} {_shard.JobName,-9} item {_shard.Item} ({_shard.ItemParameter})  fire {_shard.FireTime.ToLocalTime():HH:mm:ss}  {shown}{(_shard.IsFailover ? "  FAILOVER" : "")}"));
+            _output.Log.Write(what, _shard, outcome);
+            _output.Timeline?.Add(new DemoEvent(now, _shard.InstanceId, _shard.JobName, _shard.Item, _shard.FireTime, _shard.IsFailover, what, outcome));
+        }
+    }
+}
+
+/// <summary>
+/// The execution log the integration tests read: one tab-separated line per item start and end, appended by every process that
+/// shares the file: <c>start|end, time (UTC, ISO 8601), instance, job, item, fire time, task id, failover (0/1), outcome
+/// (- | ok | failed | cancelled)</c>. .NET's append mode keeps its own file position (it does not open with O_APPEND), so
+/// processes appending to one file would overwrite each other's lines: each line is written under an exclusive lock on the
+/// file, at its current end. In one process, share one instance.
+/// </summary>
+public sealed class ExecutionLogFile : IDisposable
+{
+    private readonly FileStream? _file;
+    private readonly TimeProvider _time;
+
+    public ExecutionLogFile(string? path, TimeProvider time)
+    {
+        _time = time;
+        if (!string.IsNullOrEmpty(path))
+        {
+            _file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+    }
+
+    public void Dispose() => _file?.Dispose();
+
+    public void Write(string what, ShardContext shard, string outcome)
+    {
+        if (_file is null)
+        {
+            return;
+        }
+
+        var line = string.Join('\t', what, _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture), shard.InstanceId, shard.JobName,
+            shard.Item.ToString(CultureInfo.InvariantCulture), shard.FireTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
+            shard.TaskId, shard.IsFailover ? "1" : "0", outcome) + "\n";
+        var bytes = System.Text.Encoding.UTF8.GetBytes(line);
+        lock (_file)
+        {
+            // macOS has no FileStream.Lock: there, processes should not share one log file.
+            var locked = !OperatingSystem.IsMacOS() && LockFile();
+            try
+            {
+                _file.Seek(0, SeekOrigin.End);
+                _file.Write(bytes);
+                _file.Flush();
+            }
+            finally
+            {
+                if (locked && !OperatingSystem.IsMacOS())
+                {
+                    _file.Unlock(0, long.MaxValue);
+                }
+            }
+        }
+    }
+
+    /// <summary>Takes the whole-file lock other processes hold while they append (a POSIX record lock; it does not block, so retry).</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("macos")]
+    private bool LockFile()
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                _file!.Lock(0, long.MaxValue);
+                return true;
+            }
+            catch (IOException) when (attempt < 1000)
+            {
+                Thread.Sleep(1);
+            }
+        }
+    }
+}
