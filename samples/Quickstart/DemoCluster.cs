@@ -42,7 +42,7 @@ public static class DemoCluster
 
         DemoCrash? crash = null;
         var crashing = killAfter is { } delay
-            ? Task.Run(async () => crash = await CrashOneAsync(nodes, delay, sessionTimeout, timeline, stop), CancellationToken.None)
+            ? Task.Run(async () => crash = await CrashOneAsync(nodes, delay, sessionTimeout, stop), CancellationToken.None)
             : Task.CompletedTask;
         try
         {
@@ -84,22 +84,14 @@ public static class DemoCluster
     }
 
     private static async Task<DemoCrash> CrashOneAsync(IReadOnlyList<(DemoNode Node, InMemoryRegistry Session, IHost Host)> nodes, TimeSpan delay,
-        TimeSpan sessionTimeout, DemoTimeline timeline, CancellationToken stop)
+        TimeSpan sessionTimeout, CancellationToken stop)
     {
         await Task.Delay(delay, stop);
-        // The story is about unfinished work: wait for a node that is running an item of the failover job.
-        (DemoNode Node, InMemoryRegistry Session, IHost Host) victim;
-        while ((victim = nodes.FirstOrDefault(n => n.Node.Running(nameof(OrderSync)) > 0)).Node is null)
-        {
-            await Task.Delay(20, stop);
-        }
-
+        var (victim, running) = await CrashFirstBusyNodeAsync(nodes, stop);
         var now = TimeProvider.System.GetUtcNow();
-        victim.Node.MarkCrashed();
         victim.Session.Suspend();
-        var running = OpenRuns(timeline.Events, victim.Node.Name, nameof(OrderSync));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{now.ToLocalTime():HH:mm:ss.fff}  {victim.Node.Name} CRASHES mid-execution ({(running.Count == 0 ? "its item was just ending" : string.Join(", ", running.Select(r => $"item {r.Item}")) + " unfinished")}): it writes nothing more; its session expires in {sessionTimeout.TotalSeconds:0.#} s, and then the others compensate."));
+            $"{now.ToLocalTime():HH:mm:ss.fff}  {victim.Node.Name} CRASHES mid-execution ({string.Join(", ", running.Select(r => $"item {r.Item}"))} unfinished): it writes nothing more; its session expires in {sessionTimeout.TotalSeconds:0.#} s, and then the others compensate."));
 
         // Once the registry has expired the session, stopping the node's host changes nothing the others can see.
         await Task.Delay(sessionTimeout + TimeSpan.FromSeconds(1), stop);
@@ -107,10 +99,23 @@ public static class DemoCluster
         return new DemoCrash(victim.Node.Name, now, running, sessionTimeout);
     }
 
-    /// <summary>The items of <paramref name="job"/> that <paramref name="node"/> started and has not ended.</summary>
-    private static List<DemoEvent> OpenRuns(IReadOnlyList<DemoEvent> events, string node, string job) =>
-        [.. events.Where(e => e.Instance == node && e.Job == job && e.What == "start"
-            && !events.Any(end => end.What == "end" && end.Instance == node && end.Job == job && end.Item == e.Item && end.FireTime == e.FireTime && end.IsFailover == e.IsFailover))];
+    /// <summary>The story is about unfinished work: crashes the first node found running an item of the failover job.</summary>
+    private static async Task<((DemoNode Node, InMemoryRegistry Session, IHost Host) Victim, IReadOnlyList<DemoRun> Running)> CrashFirstBusyNodeAsync(
+        IReadOnlyList<(DemoNode Node, InMemoryRegistry Session, IHost Host)> nodes, CancellationToken stop)
+    {
+        while (true)
+        {
+            foreach (var node in nodes)
+            {
+                if (node.Node.CrashIfRunning(nameof(OrderSync)) is { } running)
+                {
+                    return (node, running);
+                }
+            }
+
+            await Task.Delay(20, stop);
+        }
+    }
 
     /// <summary>Stops between two executions when one comes within <paramref name="limit"/>, so that the summary's last fire is whole.</summary>
     private static async Task QuietMomentAsync(IEnumerable<DemoNode> nodes, TimeSpan limit)

@@ -3,26 +3,79 @@ using ShardedJobs;
 
 namespace Quickstart;
 
-/// <summary>One node of the demo as the demo sees it: whether it has crashed, and how many items it is running.</summary>
+/// <summary>One node of the demo as the demo sees it: what it is running, and whether it has crashed.</summary>
 public sealed class DemoNode(string name)
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _running = new(StringComparer.Ordinal);
-    private int _crashed;
+    private readonly Lock _gate = new();
+    private readonly List<DemoRun> _open = [];
+    private bool _crashed;
 
     public string Name { get; } = name;
 
     /// <summary>A crashed process writes nothing more: its console lines, log lines and logs stop here.</summary>
-    public bool IsCrashed => Volatile.Read(ref _crashed) == 1;
+    public bool IsCrashed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _crashed;
+            }
+        }
+    }
 
-    /// <summary>How many items of <paramref name="job"/> this node is running now (any job when null).</summary>
-    public int Running(string? job = null) => job is null ? _running.Values.Sum() : _running.GetValueOrDefault(job);
+    /// <summary>How many items this node is running now.</summary>
+    public int Running()
+    {
+        lock (_gate)
+        {
+            return _open.Count;
+        }
+    }
 
-    public void MarkCrashed() => Volatile.Write(ref _crashed, 1);
+    /// <summary>Crashes the node if it is running items of <paramref name="job"/>, and returns them (null when it runs none). Atomic
+    /// with the node's output: what it printed is exactly what happened before the crash.</summary>
+    public IReadOnlyList<DemoRun>? CrashIfRunning(string job)
+    {
+        lock (_gate)
+        {
+            var running = _open.Where(r => r.Job == job).ToList();
+            if (running.Count == 0 || _crashed)
+            {
+                return null;
+            }
 
-    internal void ItemStarted(string job) => _running.AddOrUpdate(job, 1, (_, n) => n + 1);
+            _crashed = true;
+            return running;
+        }
+    }
 
-    internal void ItemEnded(string job) => _running.AddOrUpdate(job, 0, (_, n) => n - 1);
+    /// <summary>Runs <paramref name="write"/> (the node's output for one item start or end) unless the node has crashed.</summary>
+    internal void Record(DemoRun run, bool started, Action write)
+    {
+        lock (_gate)
+        {
+            if (_crashed)
+            {
+                return;
+            }
+
+            if (started)
+            {
+                _open.Add(run);
+            }
+            else
+            {
+                _open.Remove(run);
+            }
+
+            write();
+        }
+    }
 }
+
+/// <summary>One item run on a node: job, item, fire time, and whether it is a compensation.</summary>
+public sealed record DemoRun(string Job, int Item, DateTimeOffset FireTime, bool IsFailover);
 
 /// <summary>
 /// What the jobs print: a readable console line per item start and end (time, instance, job, item, parameter, fire time,
@@ -41,9 +94,8 @@ public sealed class DemoOutput(DemoNode node, ExecutionLogFile log, TimeProvider
 
     public Execution Start(ShardContext shard, CancellationToken cancellationToken = default)
     {
-        var execution = new Execution(this, shard, cancellationToken, silent: node.IsCrashed);
+        var execution = new Execution(this, shard, cancellationToken);
         execution.Write("start", "-", null);
-        node.ItemStarted(shard.JobName);
         return execution;
     }
 
@@ -53,17 +105,17 @@ public sealed class DemoOutput(DemoNode node, ExecutionLogFile log, TimeProvider
         private readonly DemoOutput _output;
         private readonly ShardContext _shard;
         private readonly CancellationToken _cancellationToken;
-        private readonly bool _silent;
+        private readonly DemoRun _run;
         private string? _detail;
         private bool _succeeded;
         private bool _ended;
 
-        internal Execution(DemoOutput output, ShardContext shard, CancellationToken cancellationToken, bool silent)
+        internal Execution(DemoOutput output, ShardContext shard, CancellationToken cancellationToken)
         {
             _output = output;
             _shard = shard;
             _cancellationToken = cancellationToken;
-            _silent = silent;
+            _run = new DemoRun(shard.JobName, shard.Item, shard.FireTime, shard.IsFailover);
         }
 
         public void Succeeded(string? detail = null)
@@ -81,23 +133,17 @@ public sealed class DemoOutput(DemoNode node, ExecutionLogFile log, TimeProvider
 
             _ended = true;
             Write("end", _succeeded ? "ok" : _cancellationToken.IsCancellationRequested ? "cancelled" : "failed", _detail);
-            _output.Node.ItemEnded(_shard.JobName);
         }
 
-        internal void Write(string what, string outcome, string? detail)
+        internal void Write(string what, string outcome, string? detail) => _output.Node.Record(_run, started: what == "start", () =>
         {
-            if (_silent || _output.Node.IsCrashed)
-            {
-                return;
-            }
-
             var now = _output.Time.GetLocalNow();
             var shown = what == "start" ? "start" : detail is null ? outcome : $"{outcome} ({detail})";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{now:HH:mm:ss.fff}  {_shard.InstanceId,-8} {_shard.JobName,-9} item {_shard.Item} ({_shard.ItemParameter})  fire {_shard.FireTime.ToLocalTime():HH:mm:ss}  {shown}{(_shard.IsFailover ? "  FAILOVER" : "")}"));
             _output.Log.Write(what, _shard, outcome);
             _output.Timeline?.Add(new DemoEvent(now, _shard.InstanceId, _shard.JobName, _shard.Item, _shard.FireTime, _shard.IsFailover, what, outcome));
-        }
+        });
     }
 }
 

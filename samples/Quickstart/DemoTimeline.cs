@@ -24,7 +24,7 @@ public sealed class DemoTimeline
         var lines = new List<string>();
         if (crash is not null)
         {
-            var interrupted = crash.Running.Count == 0 ? "no item" : string.Join(", ", crash.Running.Select(r => $"item {r.Item} (fire {Time(r.FireTime)})"));
+            var interrupted = string.Join(", ", crash.Running.Select(r => $"item {r.Item} (fire {Time(r.FireTime)}{(r.IsFailover ? ", a compensation" : "")})"));
             lines.Add($"{Clock(crash.Time)}  {crash.Node} crashed while running {interrupted}.");
             lines.Add($"{Clock(crash.Time + crash.SessionTimeout)}  its session expired ({crash.SessionTimeout.TotalSeconds:0.#} s later); failover then ran what it had not finished:");
             var compensations = events.Where(e => e.IsFailover && e.What == "start" && e.Time > crash.Time).OrderBy(e => e.Time).ToList();
@@ -70,4 +70,4 @@ public sealed class DemoTimeline
 }
 
 /// <summary>The crash the demo played: which node, when, what it was running, and the session timeout that followed.</summary>
-public sealed record DemoCrash(string Node, DateTimeOffset Time, IReadOnlyList<DemoEvent> Running, TimeSpan SessionTimeout);
+public sealed record DemoCrash(string Node, DateTimeOffset Time, IReadOnlyList<DemoRun> Running, TimeSpan SessionTimeout);
