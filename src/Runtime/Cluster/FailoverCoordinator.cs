@@ -265,11 +265,9 @@ internal sealed class FailoverCoordinator
     {
         foreach (var (item, flag) in _unsettledClaims)
         {
-            var path = _nodes.ItemFailover(item);
-            var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var held = await ReadOwnClaimAsync(item, cancellationToken).ConfigureAwait(false);
             _unsettledClaims.TryRemove(item, out _);
-            if (node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var held, out _)
-                && held!.Instance == _instanceId && held.FireTime == flag.FireTime && held.TaskId == flag.TaskId)
+            if (held is not null && held.Content.FireTime == flag.FireTime && held.Content.TaskId == flag.TaskId)
             {
                 Claimed(item, flag, claims);
             }
@@ -286,11 +284,9 @@ internal sealed class FailoverCoordinator
     /// <summary>The compensation of <paramref name="item"/> ended (ran to the end, or failed): the claim goes, if it is still ours.</summary>
     public async Task ReleaseClaimAsync(int item, CancellationToken cancellationToken)
     {
-        var path = _nodes.ItemFailover(item);
-        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var claim, out _) && claim!.Instance == _instanceId)
+        if (await ReadOwnClaimAsync(item, cancellationToken).ConfigureAwait(false) is { } claim)
         {
-            await DeleteQuietlyAsync(path, node.Stat.Version, cancellationToken).ConfigureAwait(false);
+            await DeleteQuietlyAsync(_nodes.ItemFailover(item), claim.Version, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -307,24 +303,20 @@ internal sealed class FailoverCoordinator
             return null;
         }
 
-        var path = _nodes.ItemFailover(claim.Item);
-        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (node is null || !JobNodeData.TryDecodeItemMarker(path, node.Data, out var held, out _) || held!.Instance != _instanceId)
+        if (await ReadOwnClaimAsync(claim.Item, cancellationToken).ConfigureAwait(false) is not { } held)
         {
             return null;
         }
 
         var next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(claim.Item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
-        await _registry.SetAsync(path, JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), node.Stat.Version, cancellationToken).ConfigureAwait(false);
+        await _registry.SetAsync(_nodes.ItemFailover(claim.Item), JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), held.Version, cancellationToken).ConfigureAwait(false);
         return next;
     }
 
     /// <summary>This instance cannot compensate a claimed item now (job or item disabled, instance unavailable): the item waits again.</summary>
     public async Task ReturnClaimAsync(FailoverClaim claim, string reason, CancellationToken cancellationToken)
     {
-        var path = _nodes.ItemFailover(claim.Item);
-        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (node is null || !JobNodeData.TryDecodeItemMarker(path, node.Data, out var current, out _) || current!.Instance != _instanceId)
+        if (await ReadOwnClaimAsync(claim.Item, cancellationToken).ConfigureAwait(false) is not { } current)
         {
             return;
         }
@@ -333,7 +325,7 @@ internal sealed class FailoverCoordinator
         {
             await _registry.MultiAsync(
             [
-                new RegistryOp.Delete(path, node.Stat.Version),
+                new RegistryOp.Delete(_nodes.ItemFailover(claim.Item), current.Version),
                 new RegistryOp.Create(_nodes.FailoverItem(claim.Item), JobNodeData.Encode(claim.Flag)),
             ], cancellationToken).ConfigureAwait(false);
             JobLog.FailoverDiscarded(_logger, _nodes.JobName, claim.Item, $"handed back to wait again: {reason}");
@@ -417,9 +409,9 @@ internal sealed class FailoverCoordinator
             yield break;
         }
 
-        foreach (var (item, owner) in _view.Sharding.Owners)
+        foreach (var item in _view.Sharding.Owners.Keys)
         {
-            if (owner == instanceId && Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
+            if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
             {
                 yield return (item, missed);
             }
@@ -476,6 +468,10 @@ internal sealed class FailoverCoordinator
         return new Evidence(items.ToImmutableDictionary(i => i.item, i => i.state),
             [.. pending.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0)]);
     }
+
+    /// <summary>The claim of <paramref name="item"/> if it names this instance (with its version), else null.</summary>
+    private async Task<Versioned<ItemMarker>?> ReadOwnClaimAsync(int item, CancellationToken cancellationToken) =>
+        await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false) is { } claim && claim.Content.Instance == _instanceId ? claim : null;
 
     private async Task<Versioned<ItemMarker>?> ReadMarkerAsync(string path, CancellationToken cancellationToken)
     {
