@@ -19,12 +19,7 @@ internal static class AnalyzerBenchmark
 {
     public static async Task<int> RunAsync(int jobs)
     {
-        var parse = new CSharpParseOptions(LanguageVersion.Latest);
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => p.Length > 0).Select(p => MetadataReference.CreateFromFile(p)).ToArray();
-        var trees = Enumerable.Range(0, jobs).Select(i => CSharpSyntaxTree.ParseText(GeneratorBenchmark.Job(i), parse, path: $"Job{i}.cs"))
-            .Append(CSharpSyntaxTree.ParseText(GeneratorBenchmark.Unrelated(0), parse, path: "Unrelated.cs")).ToArray();
-        CSharpCompilation Fresh() => CSharpCompilation.Create("Bench", trees, references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
+        var newCompilation = GeneratorBenchmark.Compilation(jobs);
         ImmutableArray<DiagnosticAnalyzer> analyzer = [new ShardedJobAnalyzer()];
 
         async Task<(double Ms, int Diagnostics)> Analyze(Compilation compilation)
@@ -34,25 +29,23 @@ internal static class AnalyzerBenchmark
             return (System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds, diagnostics.Length);
         }
 
-        var (first, found) = await Analyze(Fresh());
+        var (first, found) = await Analyze(newCompilation());
         var cold = new List<double>();
         for (var i = 0; i < 5; i++)
         {
-            cold.Add((await Analyze(Fresh())).Ms);
+            cold.Add((await Analyze(newCompilation())).Ms);
         }
 
         var edited = new List<double>();
-        var compilation = Fresh();
+        var compilation = newCompilation();
         for (var i = 1; i <= 5; i++)
         {
-            compilation = compilation.ReplaceSyntaxTree(compilation.SyntaxTrees.Last(), CSharpSyntaxTree.ParseText(GeneratorBenchmark.Unrelated(i), parse, path: "Unrelated.cs"));
+            compilation = compilation.ReplaceSyntaxTree(compilation.SyntaxTrees.Last(), GeneratorBenchmark.UnrelatedTree(i));
             edited.Add((await Analyze(compilation)).Ms);
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"benchmark\":\"analyzer_time\",\"jobs\":{jobs},\"diagnostics\":{found},\"first_run_ms\":{first:0.0},\"cold_ms\":{Median(cold):0.0},\"after_unrelated_edit_ms\":{Median(edited):0.0}}}"));
+            $"{{\"benchmark\":\"analyzer_time\",\"jobs\":{jobs},\"diagnostics\":{found},\"first_run_ms\":{first:0.0},\"cold_ms\":{GeneratorBenchmark.Median(cold):0.0},\"after_unrelated_edit_ms\":{GeneratorBenchmark.Median(edited):0.0}}}"));
         return found == 0 ? 0 : 1;
     }
-
-    private static double Median(List<double> samples) => samples.Order().ElementAt(samples.Count / 2);
 }

@@ -16,20 +16,15 @@ internal static class GeneratorBenchmark
 {
     public static int Run(int jobs)
     {
-        var parse = new CSharpParseOptions(LanguageVersion.Latest);
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => p.Length > 0).Select(p => MetadataReference.CreateFromFile(p)).ToArray();
-        var trees = Enumerable.Range(0, jobs).Select(i => CSharpSyntaxTree.ParseText(Job(i), parse, path: $"Job{i}.cs"))
-            .Append(CSharpSyntaxTree.ParseText(Unrelated(0), parse, path: "Unrelated.cs")).ToArray();
-        CSharpCompilation Fresh() => CSharpCompilation.Create("Bench", trees, references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
-        var compilation = Fresh();
-        GeneratorDriver NewDriver() => CSharpGeneratorDriver.Create([new ShardedJobGenerator().AsSourceGenerator()], parseOptions: parse);
+        var newCompilation = Compilation(jobs);
+        var compilation = newCompilation();
+        GeneratorDriver NewDriver() => CSharpGeneratorDriver.Create([new ShardedJobGenerator().AsSourceGenerator()], parseOptions: Parse);
 
         var first = Time(() => NewDriver().RunGenerators(compilation));
         // Cold: a new driver on a new compilation (no generator state, no binding caches), as a first build sees it.
         var cold = Median(5, () =>
         {
-            var fresh = Fresh();
+            var fresh = newCompilation();
             return Time(() => NewDriver().RunGenerators(fresh));
         });
         var generated = NewDriver().RunGenerators(compilation).GetRunResult().GeneratedTrees.Length;
@@ -39,7 +34,7 @@ internal static class GeneratorBenchmark
         var edit = Median(5, () =>
         {
             var unrelated = compilation.SyntaxTrees.Last();
-            var edited = compilation.ReplaceSyntaxTree(unrelated, CSharpSyntaxTree.ParseText(Unrelated(++edits), parse, path: "Unrelated.cs"));
+            var edited = compilation.ReplaceSyntaxTree(unrelated, UnrelatedTree(++edits));
             compilation = edited;
             return Time(() => driver = driver.RunGenerators(edited));
         });
@@ -47,6 +42,28 @@ internal static class GeneratorBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{{\"benchmark\":\"generator_time\",\"jobs\":{jobs},\"generated_files\":{generated},\"first_run_ms\":{first:0.0},\"cold_ms\":{cold:0.0},\"after_unrelated_edit_ms\":{edit:0.00}}}"));
         return 0;
+    }
+
+    internal static readonly CSharpParseOptions Parse = new(LanguageVersion.Latest);
+
+    /// <summary>A factory of new compilations (no binding caches shared) of <paramref name="jobs"/> job files and one unrelated
+    /// file, against the host's own assemblies: the input both the generator and the analyzer benchmarks measure.</summary>
+    internal static Func<CSharpCompilation> Compilation(int jobs)
+    {
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => p.Length > 0).Select(p => MetadataReference.CreateFromFile(p)).ToArray();
+        var trees = Enumerable.Range(0, jobs).Select(i => CSharpSyntaxTree.ParseText(Job(i), Parse, path: $"Job{i}.cs"))
+            .Append(UnrelatedTree(0)).ToArray();
+        return () => CSharpCompilation.Create("Bench", trees, references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
+    }
+
+    /// <summary>The unrelated file at <paramref name="version"/>: replacing it is the benchmarks' "unrelated edit".</summary>
+    internal static SyntaxTree UnrelatedTree(int version) => CSharpSyntaxTree.ParseText(Unrelated(version), Parse, path: "Unrelated.cs");
+
+    internal static double Median(IEnumerable<double> samples)
+    {
+        var sorted = samples.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     internal static string Job(int i) => $$"""
@@ -63,18 +80,14 @@ internal static class GeneratorBenchmark
         }
         """;
 
-    internal static string Unrelated(int version) => $"namespace Bench; public static class Helpers {{ public static int Value() => {version}; }}";
+    private static string Unrelated(int version) => $"namespace Bench; public static class Helpers {{ public static int Value() => {version}; }}";
 
-    internal static double Time(Action action)
+    private static double Time(Action action)
     {
         var watch = Stopwatch.StartNew();
         action();
         return watch.Elapsed.TotalMilliseconds;
     }
 
-    internal static double Median(int runs, Func<double> measure)
-    {
-        var samples = Enumerable.Range(0, runs).Select(_ => measure()).Order().ToArray();
-        return samples[runs / 2];
-    }
+    private static double Median(int runs, Func<double> measure) => Median(Enumerable.Range(0, runs).Select(_ => measure()).ToList());
 }
