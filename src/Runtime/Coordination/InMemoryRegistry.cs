@@ -124,7 +124,14 @@ public sealed class InMemoryRegistry : IRegistry
 
     /// <summary>Test hook: the connection drops. Calls fail with <see cref="RegistryErrorCode.ConnectionLoss"/>, events wait, and
     /// the session expires unless <see cref="Resume"/> comes within the server's session timeout.</summary>
-    public void Suspend()
+    public void Suspend() => SuspendConnection(sessionMayExpire: true);
+
+    /// <summary>Test hook: the connection drops as during a ZooKeeper quorum loss: calls fail and events wait as with
+    /// <see cref="Suspend"/>, but no server is there to expire the session (when quorum returns, ZooKeeper's new leader renews
+    /// every session's timeout), so <see cref="Resume"/> finds it alive however long it took.</summary>
+    public void SuspendWithoutExpiry() => SuspendConnection(sessionMayExpire: false);
+
+    private void SuspendConnection(bool sessionMayExpire)
     {
         lock (_stateLock)
         {
@@ -137,7 +144,10 @@ public sealed class InMemoryRegistry : IRegistry
             _suspendedAt = _server.TimeProvider.GetUtcNow();
             _resumed = NewGate(open: false);
             var session = SessionId;
-            _expiryTimer = _server.TimeProvider.CreateTimer(_ => _server.EndSession(session, this), null, _server.SessionTimeout, Timeout.InfiniteTimeSpan);
+            if (sessionMayExpire)
+            {
+                _expiryTimer = _server.TimeProvider.CreateTimer(_ => _server.EndSession(session, this), null, _server.SessionTimeout, Timeout.InfiniteTimeSpan);
+            }
         }
 
         Raise(RegistrySessionEventKind.Suspended);

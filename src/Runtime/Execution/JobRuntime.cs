@@ -174,6 +174,10 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         JobLog.JobStarted(_logger, Name, _instanceId, config.Cron, config.Shards, _trigger.NextFireTime);
     }
 
+    /// <summary>Test hook (the fault simulator's last phase): no more scheduled fires; catch-ups, compensations and everything
+    /// else go on, so the cluster can come to rest and its registry be audited.</summary>
+    internal ValueTask StopFiringAsync() => _trigger.DisposeAsync();
+
     /// <summary>Failover can work: on, with the running markers it needs.</summary>
     private bool FailoverActive => _resolved.Config is { Failover: true, MonitorExecution: true };
 

@@ -62,6 +62,9 @@ public sealed record ClusterTimeline
     /// <summary>Times an instance was cut off from the registry.</summary>
     public IReadOnlyList<CutOff> CutOffs { get; init; } = [];
 
+    /// <summary>A death this soon after a run ended came before the end could be recorded in the registry.</summary>
+    public TimeSpan UnconfirmedWindow { get; init; } = TimeSpan.FromMilliseconds(10);
+
     /// <summary>Fires due at or after this are not judged for loss (the run ended before they could finish).</summary>
     public required DateTimeOffset JudgeFiresBefore { get; init; }
 
@@ -79,18 +82,19 @@ public sealed record Violation(string Rule, string Detail)
 public sealed record HistoryReport(
     int FiresChecked,
     int Duplicates,
+    int ExcusedDuplicates,
     int Overlaps,
     int ExcusedOverlaps,
     int Lost,
     int Misattributed,
     IReadOnlyList<Violation> Violations,
-    IReadOnlyList<string> ExcusedOverlapDetails)
+    IReadOnlyList<string> Excused)
 {
     public bool Ok => Violations.Count == 0;
 
     /// <summary>One line: what was checked and what broke.</summary>
     public string Summary => string.Create(CultureInfo.InvariantCulture,
-        $"{FiresChecked} fires checked, {Duplicates} duplicates, {Overlaps} overlaps ({ExcusedOverlaps} excused), {Lost} lost, {Misattributed} misattributed");
+        $"{FiresChecked} fires checked, {Duplicates} duplicates ({ExcusedDuplicates} unconfirmed), {Overlaps} overlaps ({ExcusedOverlaps} excused), {Lost} lost, {Misattributed} misattributed");
 
     public string Describe(int most = 30) =>
         Summary + (Violations.Count == 0 ? "" : "\n" + string.Join("\n", Violations.Take(most).Select(v => "  " + v)) + (Violations.Count > most ? $"\n  … {Violations.Count - most} more" : ""));
@@ -120,7 +124,7 @@ public static class HistoryChecker
     {
         var violations = new List<Violation>();
         var excused = new List<string>();
-        int duplicates = 0, overlaps = 0, lost = 0, misattributed = 0, fires = 0;
+        int duplicates = 0, excusedDuplicates = 0, overlaps = 0, lost = 0, misattributed = 0, fires = 0;
         var closed = CloseDeadRuns(runs, timeline);
         var byJob = jobs.ToDictionary(j => j.Job, StringComparer.Ordinal);
 
@@ -136,8 +140,17 @@ public static class HistoryChecker
             var completions = ordered.Where(r => r.Completed).ToList();
             if (completions.Count > 1)
             {
-                duplicates += completions.Count - 1;
-                violations.Add(new Violation("completed-twice", $"{group.Key.Job} item {group.Key.Item} of fire {Time(group.Key.FireTime)} completed {completions.Count} times: {string.Join(" | ", completions)}"));
+                var unconfirmed = completions.Take(completions.Count - 1).Select(c => Unconfirmed(c, timeline)).ToList();
+                if (unconfirmed.All(u => u is not null))
+                {
+                    excusedDuplicates += completions.Count - 1;
+                    excused.Add($"{string.Join(" | ", completions)}: {string.Join("; ", unconfirmed)}");
+                }
+                else
+                {
+                    duplicates += completions.Count - 1;
+                    violations.Add(new Violation("completed-twice", $"{group.Key.Job} item {group.Key.Item} of fire {Time(group.Key.FireTime)} completed {completions.Count} times: {string.Join(" | ", completions)}"));
+                }
             }
             else if (completions.Count == 1 && ordered.FirstOrDefault(r => r != completions[0] && r.Started >= completions[0].Started) is { } after)
             {
@@ -217,7 +230,8 @@ public static class HistoryChecker
                         continue;
                     }
 
-                    if (Coalesced(fire, blocking[item], schedule, job.Misfire))
+                    if (Coalesced(fire, blocking[item], schedule, job.Misfire) || CaughtUpLater(fire, item, jobRuns)
+                        || (!job.Misfire && !timeline.Undisturbed.Any(u => u.Contains(fire))))
                     {
                         continue;
                     }
@@ -229,7 +243,7 @@ public static class HistoryChecker
             }
         }
 
-        return new HistoryReport(fires, duplicates, overlaps, excused.Count, lost, misattributed, violations, excused);
+        return new HistoryReport(fires, duplicates, excusedDuplicates, overlaps, excused.Count - excusedDuplicates, lost, misattributed, violations, excused);
     }
 
     /// <summary>Reads the execution log file the sample processes share (start and end lines paired by task id and item).</summary>
@@ -294,6 +308,39 @@ public static class HistoryChecker
     private static bool Coalesced(DateTimeOffset fire, List<Interval> windows, CronSchedule schedule, bool misfire) =>
         // A later fire also came while this run held the item: only that one is owed (none without misfire).
         windows.Any(w => w.From < fire && fire < w.To && (!misfire || schedule.GetNextOccurrence(fire) is { } later && later < w.To));
+
+    /// <summary>
+    /// Fires of an item missed in a row (its owner cut off or dead, or the fire skipped) are owed once: the latest of them, run
+    /// late — as a misfire catch-up or a compensation. So a missed fire is excused when a later fire of the item completed by a
+    /// late run and no run of the item started on time in between (nor for the missed fire itself).
+    /// </summary>
+    private static bool CaughtUpLater(DateTimeOffset fire, int item, List<RunRecord> jobRuns)
+    {
+        var itemRuns = jobRuns.Where(r => r.Item == item && r.FireTime >= fire).ToList();
+        var caughtUp = itemRuns.Where(r => r.FireTime > fire && r.Completed && IsLate(r)).Select(r => (DateTimeOffset?)r.FireTime).Min();
+        return caughtUp is { } later && !itemRuns.Any(r => !IsLate(r) && r.FireTime >= fire && r.FireTime < later);
+    }
+
+    /// <summary>A run that did not start at its own fire: a compensation or a misfire catch-up (by its task id, ElasticJob's format).</summary>
+    private static bool IsLate(RunRecord run) => run.IsFailover || run.TaskId.Contains("@-@MISFIRE@-@", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Why a completion could not be known to the cluster, so that a compensation ran the fire again (at-least-once by
+    /// necessity): the item ended while its instance was cut off from the registry for longer than the session timeout (its
+    /// session expired before it could record the end), or its instance died at the moment it ended (before the record).
+    /// </summary>
+    private static string? Unconfirmed(RunRecord completion, ClusterTimeline timeline)
+    {
+        var end = completion.Ended!.Value;
+        if (timeline.CutOffs.FirstOrDefault(c => c.Instance == completion.Instance && c.When.Contains(end) && c.When.Length > timeline.SessionTimeout) is { } cut)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{completion.Instance} ended it {(end - cut.When.From).TotalSeconds:0.###} s into a cut-off of {cut.When.Length.TotalSeconds:0.###} s, longer than the session timeout");
+        }
+
+        return timeline.Deaths.Any(d => d.Instance == completion.Instance && d.At >= end && d.At - end <= timeline.UnconfirmedWindow)
+            ? $"{completion.Instance} died as it ended it, before the end could be recorded"
+            : null;
+    }
 
     private static string Time(DateTimeOffset time) => time.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 }

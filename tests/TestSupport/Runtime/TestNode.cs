@@ -36,6 +36,9 @@ public sealed record TestNodeSetup
 
     /// <summary>False: no logging at all (benchmarks, where capturing every line would be the cost measured).</summary>
     public bool CaptureLogs { get; init; } = true;
+
+    /// <summary>Wraps the node's own registry session before the request counter (the fault simulator's faults go here).</summary>
+    public Func<IRegistry, IRegistry>? WrapRegistry { get; init; }
 }
 
 /// <summary>
@@ -47,6 +50,7 @@ public sealed class TestNode : IAsyncDisposable
     private readonly ServiceProvider _services;
     private readonly ShardedJobsHost _host;
     private CountingRegistry? _registry;
+    private IRegistry? _session;
 
     private TestNode(TestNodeSetup setup, ServiceProvider services)
     {
@@ -70,7 +74,7 @@ public sealed class TestNode : IAsyncDisposable
     public CountingRegistry Registry => _registry ?? throw new InvalidOperationException("not started");
 
     /// <summary>The embedded registry session under the counter (fault hooks: Suspend, Resume, ExpireSession).</summary>
-    public InMemoryRegistry Embedded => (InMemoryRegistry)Registry.Inner;
+    public InMemoryRegistry Embedded => (InMemoryRegistry)(_session ?? throw new InvalidOperationException("not started"));
 
     internal ShardedJobsHost Host => _host;
 
@@ -101,7 +105,11 @@ public sealed class TestNode : IAsyncDisposable
         }
 
         TestNode? node = null;
-        services.AddSingleton<RegistryDecorator>(_ => registry => node!._registry = new CountingRegistry(registry));
+        services.AddSingleton<RegistryDecorator>(_ => registry =>
+        {
+            node!._session = registry;
+            return node._registry = new CountingRegistry(setup.WrapRegistry?.Invoke(registry) ?? registry);
+        });
         services.AddShardedJobsRuntime(setup.Jobs, options =>
         {
             options.InstanceId = setup.InstanceId;
