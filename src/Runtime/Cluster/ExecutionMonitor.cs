@@ -66,6 +66,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         }
 
         var data = JobNodeData.Encode(marker);
+        var session = _registry.SessionId;
         var stale = new Dictionary<int, int>(); // item -> version of a stale marker to replace
         var busy = new List<int>();
         var candidates = items.ToList();
@@ -123,6 +124,17 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             {
                 clearMisfire = [.. clearMisfire.Where(i => _nodes.ItemMisfire(i) != path)];
             }
+            catch (RegistryException e) when (e is not RegistryMultiException && e.Code == RegistryErrorCode.ConnectionLoss)
+            {
+                // Applied or not, nobody can tell from the error: the reply may have been lost after the registry applied it.
+                // The markers can: once the connection is back, one of them (the multi is all or nothing) says which it was.
+                if (await WereWrittenAsync(candidates[0], marker.TaskId, session, cancellationToken).ConfigureAwait(false))
+                {
+                    return new StartResult(candidates, busy, false);
+                }
+
+                throw;
+            }
             catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.NodeExists or RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion)
             {
                 // Some item is (or was) running, or its item node is missing: look at each marker.
@@ -160,6 +172,35 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
 
         throw new RegistryException(RegistryErrorCode.Other, _nodes.Sharding,
             $"Could not write the running markers of job '{_nodes.JobName}' after several attempts: the markers kept changing.");
+    }
+
+    /// <summary>
+    /// Whether the marker multi whose reply was lost was applied: reads <paramref name="item"/>'s marker once the connection is
+    /// back (retrying while it is not). False when the session ended meanwhile: markers of the old session are evidence for
+    /// the failover protocol then, not a start of this one.
+    /// </summary>
+    private async Task<bool> WereWrittenAsync(int item, string taskId, long session, CancellationToken cancellationToken)
+    {
+        var path = _nodes.ItemRunning(item);
+        var pause = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var ours = node is not null && JobNodeData.TryDecodeItemMarker(path, node.Data, out var found, out _) && found!.TaskId == taskId && found.Instance == _instanceId;
+                return ours && _registry.SessionId == session;
+            }
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.ConnectionLoss && _registry.SessionId == session && _registry.State != RegistryState.Closed)
+            {
+                await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 1000));
+            }
+            catch (RegistryException)
+            {
+                return false;
+            }
+        }
     }
 
     /// <summary>Removes the item's marker (coalesced with other completions). Completes when removed, or when removal failed and was logged.</summary>
@@ -270,7 +311,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         try
         {
             await _registry.CreateWithParentsAsync(_nodes.Progress(_instanceId),
-                JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), cancellationToken: cancellationToken).ConfigureAwait(false);
+                JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
         {

@@ -291,26 +291,75 @@ internal sealed class FailoverCoordinator
     }
 
     /// <summary>
-    /// The compensation of <paramref name="claim"/>'s interrupted fire has ended, and the crashed instance also missed a later
-    /// fire of the item (<see cref="FailoverFlag.MissedFireTime"/>): the claim moves on to that fire, so that a crash of this
-    /// instance now is compensated for it, and the caller runs the item again for it. Null when there is nothing more to run
-    /// (the caller then releases the claim as usual).
+    /// A compensation (task <paramref name="taskId"/>) ended — completed, failed, or cancelled other than by fencing or shutdown:
+    /// in ONE multi its running marker goes and its claim goes too, or, when <paramref name="advance"/> and the crashed instance
+    /// also missed a later fire (<see cref="FailoverFlag.MissedFireTime"/>), the claim moves on to that fire, which is returned
+    /// for the caller to run next (so that a crash of this instance now is compensated for it). Only what is still this
+    /// instance's is touched. A lost connection is retried until it is back (a claim left behind would make the finished
+    /// compensation run again when this instance leaves); <paramref name="giveUp"/> (shutdown) ends the retries.
     /// </summary>
-    public async Task<FailoverClaim?> AdvanceClaimAsync(FailoverClaim claim, CancellationToken cancellationToken)
+    public async Task<FailoverClaim?> SettleCompensationAsync(FailoverClaim claim, string taskId, bool advance, CancellationToken giveUp)
     {
-        if (claim.Flag.MissedFireTime is not { } missed)
+        var item = claim.Item;
+        var pause = TimeSpan.FromMilliseconds(100);
+        for (var attempt = 1; ; attempt++)
         {
-            return null;
-        }
+            try
+            {
+                var marker = await ReadMarkerAsync(_nodes.ItemRunning(item), CancellationToken.None).ConfigureAwait(false);
+                var held = await ReadOwnClaimAsync(item, CancellationToken.None).ConfigureAwait(false);
+                List<RegistryOp> operations = [];
+                if (marker is not null && marker.Content.Instance == _instanceId && marker.Content.TaskId == taskId)
+                {
+                    operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
+                }
 
-        if (await ReadOwnClaimAsync(claim.Item, cancellationToken).ConfigureAwait(false) is not { } held)
-        {
-            return null;
-        }
+                FailoverClaim? next = null;
+                if (held is not null)
+                {
+                    if (advance && claim.Flag.MissedFireTime is { } missed)
+                    {
+                        next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
+                        operations.Add(new RegistryOp.SetData(_nodes.ItemFailover(item), JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), held.Version));
+                    }
+                    else
+                    {
+                        operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), held.Version));
+                    }
+                }
 
-        var next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(claim.Item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
-        await _registry.SetAsync(_nodes.ItemFailover(claim.Item), JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), held.Version, cancellationToken).ConfigureAwait(false);
-        return next;
+                if (operations.Count > 0)
+                {
+                    await _registry.MultiAsync(operations, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                return next;
+            }
+            catch (RegistryMultiException) when (attempt < 5)
+            {
+                // changed between the reads and the multi: read again
+            }
+            catch (RegistryException e) when (e.Code == RegistryErrorCode.ConnectionLoss && !giveUp.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(pause, _time, giveUp).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    JobLog.MarkerReleaseFailed(_logger, _nodes.JobName, item, "stopped while the registry was unreachable");
+                    return null;
+                }
+
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 1000));
+            }
+            catch (RegistryException e)
+            {
+                // The session ended: the marker and claim name this instance; its departure hands them to failover.
+                JobLog.MarkerReleaseFailed(_logger, _nodes.JobName, item, e.Message);
+                return null;
+            }
+        }
     }
 
     /// <summary>This instance cannot compensate a claimed item now (job or item disabled, instance unavailable): the item waits again.</summary>

@@ -19,7 +19,15 @@ public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTim
     DateTimeOffset? MissedFireTime = null);
 
 /// <summary>The fire an instance last started: <c>progress/{instanceId}</c>.</summary>
-public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId);
+public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId)
+{
+    /// <summary>
+    /// The record of an instance incarnation that has started nothing yet: it answers for the fires due after
+    /// <paramref name="at"/> only. (An earlier incarnation with the same id answered for the fires before; dating the fresh
+    /// record back would make this incarnation's departure flag those fires a second time.)
+    /// </summary>
+    public static InstanceProgress Registered(DateTimeOffset at) => new(at, "registered");
+}
 
 /// <summary>What <c>instances/{instanceId}</c> says about a live instance.</summary>
 /// <param name="InstanceId">The instance.</param>

@@ -158,6 +158,9 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3081, Level = LogLevel.Debug, Message = "Job '{Job}': re-reading {Part} from the registry failed ({Reason}); retrying")]
     public static partial void ViewRefreshFailed(ILogger logger, string job, string part, string reason);
 
+    [LoggerMessage(EventId = 3082, Level = LogLevel.Warning, Message = "Job '{Job}': instance id '{InstanceId}' is still registered by its previous session (a restart within the session timeout); waiting up to {Patience} for that session to expire, so that its unfinished items are handed over first")]
+    public static partial void WaitingForPredecessor(ILogger logger, string job, string instanceId, TimeSpan patience);
+
     [LoggerMessage(EventId = 3099, Level = LogLevel.Error, Message = "Job '{Job}': unexpected error while {Operation}")]
     public static partial void UnexpectedError(ILogger logger, string job, string operation, Exception exception);
 }

@@ -197,7 +197,7 @@ internal sealed partial class JobRuntime
         var fireTime = claim.Flag.FireTime;
         var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
         var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
-            _runningHere.ContainsKey, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
+            IsHeldHere, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
         if (started.Started.Count == 0)
         {
             return CompensationStart.Busy;
@@ -208,30 +208,6 @@ internal sealed partial class JobRuntime
         JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
         Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved);
         return CompensationStart.Started;
-    }
-
-    /// <summary>A compensation ended: the claim moves on to a later fire the crashed instance also missed (returned, to run
-    /// next), or it is released.</summary>
-    private async Task<FailoverClaim?> AdvanceOrReleaseClaimAsync(FailoverClaim claim)
-    {
-        if (claim.Flag.MissedFireTime is not null && !_stopping.IsCancellationRequested)
-        {
-            try
-            {
-                if (await _failover.AdvanceClaimAsync(claim, CancellationToken.None).ConfigureAwait(false) is { } next)
-                {
-                    JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
-                    return next;
-                }
-            }
-            catch (RegistryException e)
-            {
-                JobLog.RegistryCallFailed(_logger, Name, $"moving the claim of item {claim.Item} on to the fire its crashed owner also missed", e.Message);
-            }
-        }
-
-        await _failover.ReleaseClaimAsync(claim.Item, CancellationToken.None).ConfigureAwait(false);
-        return null;
     }
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
@@ -309,8 +285,10 @@ internal sealed partial class JobRuntime
 
             _fenceTripped = true;
             tripped = _fence;
+            // Only what still executes: an item that has ended is no longer in the running set, even while its marker's
+            // release waits for the registry (it finished; handing it over would run it twice).
             items = [.. _runningHere.Select(r => (r.Key, r.Value.TaskId))];
-            _fenced.AddRange(items);
+            items.ForEach(i => _fenced[i.Item] = i.TaskId);
         }
 
         // Outside the lock: cancellation runs the items' callbacks.
@@ -323,70 +301,144 @@ internal sealed partial class JobRuntime
     }
 
     /// <summary>
-    /// Back on the registry. Same session: nobody handled this instance (it never left), so it flags the items it cut short
-    /// itself. New session: the others handled its departure if they could (its progress record is gone then); otherwise it
-    /// handles it now as they would have, and registers afresh either way. Fires wait meanwhile.
+    /// The token new runs are cancelled by when this instance fences itself. Once the registry is back the tripped one is
+    /// replaced at once: work the view starts as soon as it re-reads the registry (a claim, say) must not be launched already
+    /// cancelled, before the recovery has run.
+    /// </summary>
+    private CancellationToken CurrentFence()
+    {
+        lock (_fenceLock)
+        {
+            if (_fenceTripped && _registry.State == RegistryState.Connected)
+            {
+                _fence = new CancellationTokenSource();
+                _fenceTripped = false;
+            }
+
+            return _fence.Token;
+        }
+    }
+
+    /// <summary>The item's marker is this instance's business: it runs here, or self-fencing cut it short and it waits to be handed over.</summary>
+    private bool IsHeldHere(int item)
+    {
+        if (_runningHere.ContainsKey(item))
+        {
+            return true;
+        }
+
+        lock (_fenceLock)
+        {
+            return _fenced.ContainsKey(item);
+        }
+    }
+
+    /// <summary>
+    /// Back on the registry. Same session: nobody handled this instance (it never left), so it hands the items it cut short to
+    /// failover itself, once each has ended (one that ignores cancellation runs on; it is handed over when it ends cut short, or
+    /// released when it completes). New session: the others handled its departure if they could (its progress record is gone
+    /// then); otherwise it handles it now as they would have, and registers afresh either way. Fires wait meanwhile. A
+    /// recovery that fails keeps what it has not handed over and tries again.
     /// </summary>
     private async Task RecoverAsync(bool newSession)
     {
-        List<(int Item, string TaskId)> fenced;
-        lock (_fenceLock)
+        _ = CurrentFence();
+        for (var attempt = 1; !_stopping.IsCancellationRequested; attempt++)
         {
-            fenced = _fenced;
-            _fenced = [];
-            if (_fenceTripped)
+            try
             {
-                _fence = new CancellationTokenSource(); // the tripped one is cancelled (or about to be); new runs get a fresh one
-                _fenceTripped = false;
+                await _startGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            var done = false;
+            try
+            {
+                if (newSession)
+                {
+                    if (FailoverActive)
+                    {
+                        // The old session's departure was handled (or is, by this instance, now): what it missed is compensated
+                        // from the evidence, so a catch-up of it here as well would run it twice.
+                        lock (_catchUps)
+                        {
+                            _catchUps.Clear();
+                        }
+                    }
+
+                    await ReclaimProgressAsync().ConfigureAwait(false);
+                    newSession = false;
+                    JobLog.Rejoined(_logger, Name, "session replaced after it expired");
+                }
+
+                await HandOverFencedAsync().ConfigureAwait(false);
+                done = true;
+            }
+            catch (Exception e) when (e is RegistryException or OperationCanceledException)
+            {
+                JobLog.RegistryCallFailed(_logger, Name, "recovering after the registry came back", e.Message);
+            }
+            finally
+            {
+                _startGate.Release();
+            }
+
+            if (done || _registry.State != RegistryState.Connected)
+            {
+                break; // done, or cut off again: the next Reconnected or NewSession recovers
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), _time, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
         }
 
-        try
+        Track(ClaimAndCompensateAsync());
+        Track(RunCatchUpsAsync()); // fires skipped while the registry was away are caught up once
+    }
+
+    /// <summary>Hands the fenced items that have ended to failover (or, without failover, releases their markers); each is
+    /// forgotten only once that is done.</summary>
+    private async Task HandOverFencedAsync()
+    {
+        List<(int Item, string TaskId)> ended;
+        lock (_fenceLock)
         {
-            await _startGate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            ended = [.. _fenced.Where(f => !(_runningHere.TryGetValue(f.Key, out var running) && running.TaskId == f.Value)).Select(f => (f.Key, f.Value))];
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+
+        if (ended.Count == 0)
         {
             return;
         }
 
-        try
+        if (FailoverActive)
         {
-            if (newSession)
-            {
-                await ReclaimProgressAsync().ConfigureAwait(false);
-            }
+            await _failover.FlagOwnAsync(ended, _stopping.Token).ConfigureAwait(false);
+        }
+        else
+        {
+            await Task.WhenAll(ended.Select(e => _monitor.ReleaseAsync(e.Item, e.TaskId, sessionAtStart: 0))).ConfigureAwait(false); // careful: only if still ours
+        }
 
-            if (fenced.Count > 0)
+        lock (_fenceLock)
+        {
+            foreach (var (item, taskId) in ended)
             {
-                if (FailoverActive)
+                if (_fenced.TryGetValue(item, out var fencedTask) && fencedTask == taskId)
                 {
-                    await _failover.FlagOwnAsync(fenced, _stopping.Token).ConfigureAwait(false);
-                }
-                else
-                {
-                    foreach (var (item, taskId) in fenced)
-                    {
-                        _ = _monitor.ReleaseAsync(item, taskId, sessionAtStart: 0); // careful release: only if still ours
-                    }
+                    _fenced.Remove(item);
                 }
             }
-
-            if (newSession)
-            {
-                JobLog.Rejoined(_logger, Name, "session replaced after it expired");
-            }
         }
-        catch (Exception e) when (e is RegistryException or OperationCanceledException)
-        {
-            JobLog.RegistryCallFailed(_logger, Name, "recovering after the registry came back", e.Message);
-        }
-        finally
-        {
-            _startGate.Release();
-        }
-
-        Track(ClaimAndCompensateAsync());
     }
 
     /// <summary>
@@ -400,7 +452,7 @@ internal sealed partial class JobRuntime
         var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
         if (node is null)
         {
-            await EnsureNodeAsync(path, JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), _stopping.Token).ConfigureAwait(false);
+            await EnsureNodeAsync(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), _stopping.Token).ConfigureAwait(false);
             return;
         }
 

@@ -22,6 +22,11 @@ internal sealed partial class JobRuntime
     public async Task FireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems = null)
     {
         var token = _stopping.Token;
+        if (source == ExecutionSource.Schedule && HasCatchUpsToRun())
+        {
+            await RunCatchUpsAsync().ConfigureAwait(false); // an earlier fire skipped (registry away) runs before this one
+        }
+
         try
         {
             await _startGate.WaitAsync(token).ConfigureAwait(false);
@@ -85,8 +90,7 @@ internal sealed partial class JobRuntime
 
         if (source == ExecutionSource.Misfire && _view.ReshardingNecessary)
         {
-            // The items may move: a catch-up on the old assignment could run next to the new owner's regular run.
-            await DropCatchUpsAsync(onlyItems ?? [], "re-sharding is pending", token).ConfigureAwait(false);
+            // The items may move: the catch-up waits for the new assignment (run then if they are still ours, see OnViewChanged).
             return;
         }
 
@@ -154,7 +158,7 @@ internal sealed partial class JobRuntime
                 }
 
                 var started = await _monitor.StartAsync(items, new ItemMarker(_instanceId, fireTime, taskId), sharding.Generation, clearMisfire,
-                    _runningHere.ContainsKey, token, onDeadOwner: FailoverActive ? owner => HandleDepartureAsync(owner) : null).ConfigureAwait(false);
+                    IsHeldHere, token, onDeadOwner: FailoverActive ? owner => HandleDepartureAsync(owner) : null).ConfigureAwait(false);
                 if (started.AssignmentChanged)
                 {
                     await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(token).ConfigureAwait(false);
@@ -208,11 +212,7 @@ internal sealed partial class JobRuntime
         }).ToList();
         var execution = new JobExecution(Name, taskId, fireTime, _instanceId, source, shards);
         var session = _registry.SessionId;
-        CancellationToken fence;
-        lock (_fenceLock)
-        {
-            fence = _fence.Token;
-        }
+        var fence = CurrentFence();
 
         // Cancelled by shutdown, and by self-fencing when this instance loses the registry for too long.
         var cancellation = CancellationTokenSource.CreateLinkedTokenSource(_executionsCancelled.Token, fence);
@@ -231,24 +231,49 @@ internal sealed partial class JobRuntime
         // evidence its compensation is made from.
         var cutShort = result.Outcome == ShardOutcome.Cancelled && (_stopping.IsCancellationRequested || fence.IsCancellationRequested);
         var keepEvidence = cutShort && config is { Failover: true, MonitorExecution: true };
-        if (config.MonitorExecution && !keepEvidence)
+        var handOverNow = false;
+        lock (_fenceLock)
         {
-            await _monitor.ReleaseAsync(result.Item, taskId, session).ConfigureAwait(false);
+            if (_fenced.TryGetValue(result.Item, out var fencedTask) && fencedTask == taskId)
+            {
+                if (!cutShort)
+                {
+                    _fenced.Remove(result.Item); // it completed after all: released below like any other, nothing to hand over
+                }
+                else
+                {
+                    handOverNow = !_fenceTripped; // the recovery already ran and left it to its end: hand it over now
+                }
+            }
+
+            // From now on it does not run here (its marker's release below may wait for the registry): a fence must not count
+            // it as cut short. A fenced one stays held (IsHeldHere) until it is handed over.
+            if (_runningHere.TryGetValue(result.Item, out var running) && running.TaskId == taskId)
+            {
+                _runningHere.TryRemove(new KeyValuePair<int, RunningItem>(result.Item, running));
+            }
         }
 
         FailoverClaim? nextFire = null;
         if (_compensating.TryRemove(result.Item, out var claim) && !keepEvidence)
         {
-            nextFire = await AdvanceOrReleaseClaimAsync(claim).ConfigureAwait(false);
+            // The marker and the claim go (or the claim moves on to a missed fire) in one multi: a crash between two separate
+            // writes would leave a claim that makes the finished compensation run again.
+            nextFire = await _failover.SettleCompensationAsync(claim, taskId, advance: !_stopping.IsCancellationRequested, _stopping.Token).ConfigureAwait(false);
+        }
+        else if (config.MonitorExecution && !keepEvidence)
+        {
+            await _monitor.ReleaseAsync(result.Item, taskId, session).ConfigureAwait(false);
         }
 
-        if (_runningHere.TryGetValue(result.Item, out var running) && running.TaskId == taskId)
+        if (handOverNow)
         {
-            _runningHere.TryRemove(new KeyValuePair<int, RunningItem>(result.Item, running));
+            Track(HandOverFencedAsync());
         }
 
         if (nextFire is not null)
         {
+            JobLog.CompensatingMissedFire(_logger, Name, claim!.Item, claim.Flag.FireTime, nextFire.Flag.FireTime);
             _compensating[nextFire.Item] = nextFire;
             Track(CompensateAsync(nextFire));
         }
@@ -298,6 +323,14 @@ internal sealed partial class JobRuntime
         {
             // Running elsewhere: catch up when its marker goes. (Running here: OnItemEndedAsync does it.)
             Track(_monitor.WhenFreeAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
+        }
+    }
+
+    private bool HasCatchUpsToRun()
+    {
+        lock (_catchUps)
+        {
+            return _catchUps.Keys.Any(i => !_runningHere.ContainsKey(i));
         }
     }
 
@@ -356,6 +389,19 @@ internal sealed partial class JobRuntime
 
     private void Skip(DateTimeOffset fireTime, ExecutionSource source, string reason, string detail)
     {
+        if (source == ExecutionSource.Schedule && reason is not ("job_disabled" or "instance_disabled" or "time_diff") && _resolved.Config is { Misfire: true, MonitorExecution: true })
+        {
+            // Skipped for want of the registry (or of the leader's sharding): caught up once, as a misfire, when it is back —
+            // a daily job that meets a registry blip still runs that day.
+            lock (_catchUps)
+            {
+                foreach (var item in _view.Sharding.ItemsOf(_instanceId))
+                {
+                    _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
+                }
+            }
+        }
+
         _metrics.FireSkipped(Name, reason);
         // A disabled job or instance skips every fire by design: not worth a warning each time.
         var level = reason is "job_disabled" or "instance_disabled" ? LogLevel.Debug : LogLevel.Warning;

@@ -133,6 +133,10 @@ internal sealed partial class JobRuntime
         }
 
         _sharding.OnViewChanged(changed);
+        if ((changed & (ViewParts.Sharding | ViewParts.ReshardingFlag)) != 0 && !_view.ReshardingNecessary && HasCatchUpsToRun())
+        {
+            Track(RunCatchUpsAsync()); // catch-ups waited for the new assignment
+        }
 
         if ((changed & (ViewParts.Instances | ViewParts.Servers)) != 0)
         {
@@ -144,9 +148,15 @@ internal sealed partial class JobRuntime
             {
                 departed.Where(d => d != _instanceId).ToList().ForEach(d => Track(HandleDepartureAsync(d)));
             }
-            else if (departed.Count > 0 && _election.IsLeader && !_resolved.Config.Failover)
+            else if (departed.Count > 0 && _election.IsLeader)
             {
                 Track(ClearLeftoversAsync(departed));
+            }
+
+            if (_registered && !_view.Servers.ContainsKey(_context.ServerIp) && _registry.State == RegistryState.Connected)
+            {
+                // The leader removed our server record between our start's write and our registration (it looked unused).
+                Track(RestoreServerAsync());
             }
 
             if (!_view.Instances.ContainsKey(_instanceId) && _registry.State == RegistryState.Connected)
@@ -289,9 +299,10 @@ internal sealed partial class JobRuntime
             }
             else if (!config.Failover)
             {
-                await ClearLeftoversOfDeadInstancesAsync(live, config, token).ConfigureAwait(false);
                 await _failover.DropPendingAsync(token).ConfigureAwait(false);
             }
+
+            await ClearLeftoversOfDeadInstancesAsync(live, config, token).ConfigureAwait(false);
         }
         catch (RegistryException e) when (e.Code != RegistryErrorCode.NodeExists)
         {
@@ -317,8 +328,36 @@ internal sealed partial class JobRuntime
         }
     }
 
+    /// <summary>
+    /// What instances that are gone leave behind and nobody else removes: server records of IPs no live instance uses (container
+    /// IPs churn; an operator's DISABLED is kept), trigger requests for them, and — when failover is not active, so no
+    /// departure handling deletes them — their running markers and progress records. The registry must not grow with every
+    /// restart.
+    /// </summary>
     private async Task ClearLeftoversOfDeadInstancesAsync(IReadOnlyList<string> live, JobConfig config, CancellationToken token)
     {
+        var usedIps = _view.Instances.Values.Where(i => live.Contains(i.InstanceId)).Select(i => i.ServerIp).Append(_context.ServerIp).ToHashSet(StringComparer.Ordinal);
+        foreach (var ip in await _registry.GetChildrenAsync(_nodes.Servers, cancellationToken: token).ConfigureAwait(false) ?? [])
+        {
+            if (usedIps.Contains(ip) || await _registry.GetAsync(_nodes.Server(ip), cancellationToken: token).ConfigureAwait(false) is not { } server
+                || !ServerStatus.IsEnabled(server.Data))
+            {
+                continue;
+            }
+
+            await DeleteIfUnchangedAsync(_nodes.Server(ip), server.Stat.Version, token).ConfigureAwait(false);
+        }
+
+        foreach (var instance in (await _registry.GetChildrenAsync(_nodes.TriggerRoot, cancellationToken: token).ConfigureAwait(false) ?? []).Where(i => !live.Contains(i)))
+        {
+            await DeleteIfUnchangedAsync(_nodes.Trigger(instance), -1, token).ConfigureAwait(false);
+        }
+
+        if (FailoverActive)
+        {
+            return; // markers and progress records are the failover protocol's evidence
+        }
+
         var markers = await Task.WhenAll(Enumerable.Range(0, config.Shards).Select(async item =>
             (item, node: await _registry.GetAsync(_nodes.ItemRunning(item), cancellationToken: token).ConfigureAwait(false)))).ConfigureAwait(false);
         foreach (var (item, node) in markers)
@@ -346,13 +385,30 @@ internal sealed partial class JobRuntime
         var progress = await _registry.GetChildrenAsync(_nodes.ProgressRoot, cancellationToken: token).ConfigureAwait(false) ?? [];
         foreach (var instance in progress.Where(p => !live.Contains(p)))
         {
-            try
-            {
-                await _registry.DeleteAsync(_nodes.Progress(instance), cancellationToken: token).ConfigureAwait(false);
-            }
-            catch (RegistryException e) when (e.Code == RegistryErrorCode.NoNode)
-            {
-            }
+            await DeleteIfUnchangedAsync(_nodes.Progress(instance), -1, token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task DeleteIfUnchangedAsync(string path, int version, CancellationToken token)
+    {
+        try
+        {
+            await _registry.DeleteAsync(path, version, token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code is RegistryErrorCode.NoNode or RegistryErrorCode.BadVersion or RegistryErrorCode.NotEmpty)
+        {
+        }
+    }
+
+    private async Task RestoreServerAsync()
+    {
+        try
+        {
+            await EnsureNodeAsync(_nodes.Server(_context.ServerIp), ServerStatus.Encode(enabled: true), _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RegistryException or OperationCanceledException)
+        {
+            // retried at the next change of the servers
         }
     }
 }

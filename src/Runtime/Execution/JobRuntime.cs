@@ -68,9 +68,10 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private ITimer? _reconcileTimer;
     private ITimer? _fenceTimer;
     private CancellationTokenSource _fence = new();
-    private List<(int Item, string TaskId)> _fenced = [];
+    private readonly Dictionary<int, string> _fenced = []; // item -> task id of a run self-fencing cut short, until handed over
     private bool _fenceTripped;
     private bool _participating;
+    private volatile bool _registered;
     private long _taskSequence;
     private int _stopped;
     private string? _lastConfigProblem;
@@ -134,15 +135,17 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         await _view.StartAsync(cancellationToken).ConfigureAwait(false);
         ApplyRegistryConfig();
 
+        await WaitForPredecessorAsync(cancellationToken).ConfigureAwait(false);
         if (FailoverActive)
         {
             // An earlier process with this instance id that died without handing over left its evidence under this id.
             await _failover.FlagDepartedAsync(_instanceId, "left without handing over (an earlier run of this instance id)", cancellationToken).ConfigureAwait(false);
         }
 
-        await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(DateTimeOffset.UnixEpoch, "none")), cancellationToken).ConfigureAwait(false);
+        await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), cancellationToken).ConfigureAwait(false);
         await _registry.EnsurePathAsync(_nodes.Instances, cancellationToken).ConfigureAwait(false);
         await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), _registration, cancellationToken).ConfigureAwait(false);
+        _registered = true;
         _knownInstances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
         _registry.SessionChanged += OnSessionChanged;
         await UpdateElectionAsync().ConfigureAwait(false);
@@ -177,6 +180,52 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     /// <summary>Test hook (the fault simulator's last phase): no more scheduled fires; catch-ups, compensations and everything
     /// else go on, so the cluster can come to rest and its registry be audited.</summary>
     internal ValueTask StopFiringAsync() => _trigger.DisposeAsync();
+
+    /// <summary>
+    /// A process restarted with the same instance id (a Kubernetes StatefulSet's pod) within the session timeout finds its
+    /// predecessor's registration still held by the old session, which nobody renews any more: wait for that session to expire
+    /// (the server removes the node), so that the predecessor's departure is handled — its unfinished items flagged — before
+    /// this incarnation registers. Registering over it would hide the departure from the others. A registration that outlives
+    /// twice the session timeout belongs to a live process: two processes share this id, which is a configuration error.
+    /// </summary>
+    private async Task WaitForPredecessorAsync(CancellationToken cancellationToken)
+    {
+        var path = _nodes.Instance(_instanceId);
+        var patience = _registry.SessionTimeout * 2 + TimeSpan.FromSeconds(5);
+        var deadline = _time.GetUtcNow() + patience;
+        var logged = false;
+        while (true)
+        {
+            var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var stat = await _registry.ExistsAsync(path, _ => gone.TrySetResult(), cancellationToken).ConfigureAwait(false);
+            if (stat is null || stat.EphemeralOwner == _registry.SessionId)
+            {
+                return;
+            }
+
+            var left = deadline - _time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                throw new InvalidOperationException(
+                    $"Job '{Name}': instance id '{_instanceId}' is registered by another live session ('{path}' outlived {patience.TotalSeconds:0.#} s, " +
+                    "twice the session timeout and more): another process uses the same instance id. Give each process its own ShardedJobs:InstanceId.");
+            }
+
+            if (!logged)
+            {
+                JobLog.WaitingForPredecessor(_logger, Name, _instanceId, patience);
+                logged = true;
+            }
+
+            try
+            {
+                await gone.Task.WaitAsync(left, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+    }
 
     /// <summary>Failover can work: on, with the running markers it needs.</summary>
     private bool FailoverActive => _resolved.Config is { Failover: true, MonitorExecution: true };
@@ -245,7 +294,13 @@ internal sealed partial class JobRuntime : IAsyncDisposable
             await _election.ResignAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        await _registry.DeleteAsync(_nodes.Instance(_instanceId), cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        // Only our own registration: a start that failed while a predecessor's session still held the node must not remove
+        // it (the others would handle the predecessor's departure early, before its session ended, and wrongly).
+        if (_registered && await _registry.ExistsAsync(_nodes.Instance(_instanceId), cancellationToken: CancellationToken.None).ConfigureAwait(false) is { } stat
+            && stat.EphemeralOwner == _registry.SessionId)
+        {
+            await _registry.DeleteAsync(_nodes.Instance(_instanceId), stat.Version, CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Waits a few seconds at most: shutdown must not hang on a registry that does not answer (closing the session

@@ -260,13 +260,13 @@ public sealed class FaultSimulation
     }
 
     /// <summary>The process dies: its code falls silent, its connection is cut (its session expires after the timeout).</summary>
-    private void Crash(Slot slot)
+    private void Crash(Slot slot, DateTimeOffset? at = null)
     {
         var node = slot.Node!;
         slot.Life!.Die();
         slot.Faulty!.Disarm();
         node.Embedded.Suspend();
-        _deaths.Add((slot.InstanceId, _clock.GetUtcNow()));
+        _deaths.Add((slot.InstanceId, at ?? _clock.GetUtcNow()));
         _ringLog.Add($"CRASH {slot.InstanceId}");
         slot.Node = null;
         slot.Faulty = null;
@@ -352,7 +352,11 @@ public sealed class FaultSimulation
                     life.Die();
                     ((InMemoryRegistry)registry).Suspend();
                 };
-                faulty.Crashed += () => _driverQueue.Enqueue(() => CrashedByRequest(slot, life));
+                faulty.Crashed += () =>
+                {
+                    var at = _clock.GetUtcNow(); // the moment it died, not the moment the driver gets to it
+                    _driverQueue.Enqueue(() => CrashedByRequest(slot, life, at));
+                };
                 return faulty;
             },
             Configure = options =>
@@ -383,7 +387,10 @@ public sealed class FaultSimulation
 
             if (life.Dead)
             {
-                _graveyard.Add(starting.Result); // crashed by a request fault while starting
+                // Crashed by a request fault while starting; a supervisor starts it again.
+                _graveyard.Add(starting.Result);
+                _deaths.Add((instanceId, _clock.GetUtcNow()));
+                After(TimeSpan.FromSeconds(5), () => Restart(slot, newId: false));
                 return;
             }
 
@@ -399,14 +406,14 @@ public sealed class FaultSimulation
         });
     }
 
-    private void CrashedByRequest(Slot slot, ProcessLife life)
+    private void CrashedByRequest(Slot slot, ProcessLife life, DateTimeOffset at)
     {
         if (slot.Life != life || slot.Node is null)
         {
             return;
         }
 
-        Crash(slot);
+        Crash(slot, at);
         var (after, newId) = slot.RestartAfterCrash ?? (TimeSpan.FromSeconds(10), false);
         slot.RestartAfterCrash = null;
         After(after, () => Restart(slot, newId));
@@ -517,7 +524,7 @@ public sealed class FaultSimulation
     private void SettleCore()
     {
         var quiet = 0;
-        var stable = 0;
+        var stableSince = System.Diagnostics.Stopwatch.GetTimestamp();
         var lastCompleted = -1L;
         var spins = 0;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
@@ -530,10 +537,15 @@ public sealed class FaultSimulation
             }
 
             var completed = ThreadPool.CompletedWorkItemCount;
-            stable = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 ? stable + 1 : 0;
+            if (completed != lastCompleted || ThreadPool.PendingWorkItemCount != 0)
+            {
+                stableSince = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
+
             // Idle: nothing queued, nothing completed lately, and no pool thread in a work item (a thread that just finished one
-            // may still count as busy for a moment while it looks for more: enough quiet rounds stand in for it).
-            var idle = stable > 0 && (BusyPoolThreads() == 0 || stable > 12) && _slots.All(s => !s.Starting) && _driverQueue.IsEmpty;
+            // may still count as busy for a moment while it looks for more work: a longer quiet stands in for it then).
+            var quietFor = System.Diagnostics.Stopwatch.GetElapsedTime(stableSince);
+            var idle = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 && (BusyPoolThreads() == 0 || quietFor > TimeSpan.FromMilliseconds(0.5)) && _driverQueue.IsEmpty;
             if (!idle)
             {
                 if (ThreadPool.PendingWorkItemCount != 0) Interlocked.Increment(ref FailPending);
