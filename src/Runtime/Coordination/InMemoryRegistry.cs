@@ -279,23 +279,29 @@ public sealed class InMemoryRegistry : IRegistry
         }
     }
 
+    // ReadAllAsync's own loop, written out: Coyote's rewriting (systematic tests of the failover core) cannot rewrite an
+    // `await foreach` over ConfigureAwait (ConfiguredCancelableAsyncEnumerable), and the rewritten loop would crash the test host.
     private async Task RunEventLoopAsync()
     {
-        await foreach (var (gate, action) in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        while (await _events.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            await gate.ConfigureAwait(false);
-            if (WatchDeliveryDelay > TimeSpan.Zero)
+            while (_events.Reader.TryRead(out var next))
             {
-                await Task.Delay(WatchDeliveryDelay, _server.TimeProvider).ConfigureAwait(false);
-            }
+                var (gate, action) = next;
+                await gate.ConfigureAwait(false);
+                if (WatchDeliveryDelay > TimeSpan.Zero)
+                {
+                    await Task.Delay(WatchDeliveryDelay, _server.TimeProvider).ConfigureAwait(false);
+                }
 
-            try
-            {
-                await action().ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // A throwing watcher must not stop delivery to the others.
+                try
+                {
+                    await action().ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // A throwing watcher must not stop delivery to the others.
+                }
             }
         }
     }
