@@ -29,4 +29,13 @@ public sealed record ShardContext
 
     /// <summary>The instance running this execution.</summary>
     public required string InstanceId { get; init; }
+
+    /// <summary>
+    /// A number from the registry that grows every time the item starts — on any instance, and with every hand-over
+    /// (re-sharding, compensation). A sink that records the highest token it has accepted per item, and rejects writes that
+    /// carry a lower one, keeps out a stale writer: a process frozen (a long GC pause, SIGSTOP) for longer than the session
+    /// timeout whose item was compensated elsewhere meanwhile, which no client-side fencing can stop. 0 when execution
+    /// monitoring is off.
+    /// </summary>
+    public long FencingToken { get; init; }
 }

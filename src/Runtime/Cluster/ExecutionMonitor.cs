@@ -12,6 +12,12 @@ namespace ShardedJobs.Cluster;
 internal sealed record StartResult(IReadOnlyList<int> Started, IReadOnlyList<int> Busy, bool AssignmentChanged)
 {
     public static readonly StartResult Nothing = new([], [], false);
+
+    /// <summary>The fencing token of each started item (<see cref="ShardContext.FencingToken"/>).</summary>
+    public IReadOnlyDictionary<int, long> Tokens { get; init; } = new Dictionary<int, long>();
+
+    /// <summary>For each busy item, the fire time of the run that holds it.</summary>
+    public IReadOnlyDictionary<int, DateTimeOffset> BusyWith { get; init; } = new Dictionary<int, DateTimeOffset>();
 }
 
 /// <summary>
@@ -69,6 +75,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         var session = _registry.SessionId;
         var stale = new Dictionary<int, int>(); // item -> version of a stale marker to replace
         var busy = new List<int>();
+        var busyWith = new Dictionary<int, DateTimeOffset>();
         var candidates = items.ToList();
         for (var attempt = 0; attempt < 4; attempt++)
         {
@@ -86,6 +93,8 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 }
 
                 operations.Add(new RegistryOp.Create(_nodes.ItemRunning(item), data));
+                // The item node records the latest start (and its version, which every start bumps, is the fencing token).
+                operations.Add(new RegistryOp.SetData(_nodes.Item(item), data));
             }
 
             foreach (var item in clearMisfire.Where(candidates.Contains))
@@ -100,9 +109,18 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
 
             try
             {
+                var tokens = new Dictionary<int, long>();
                 if (candidates.Count > 0)
                 {
-                    await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+                    var results = await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
+                    for (var i = 0; i < operations.Count && i < results.Count; i++)
+                    {
+                        if (operations[i] is RegistryOp.SetData set && results[i] is RegistryOpResult.DataSet applied
+                            && candidates.FirstOrDefault(c => _nodes.Item(c) == set.Path, -1) is var item and >= 0)
+                        {
+                            tokens[item] = applied.Version;
+                        }
+                    }
                 }
 
                 foreach (var (item, _) in stale.Where(s => candidates.Contains(s.Key)))
@@ -110,7 +128,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                     JobLog.StaleMarkerTakenOver(_logger, _nodes.JobName, item);
                 }
 
-                return new StartResult(candidates, busy, false);
+                return new StartResult(candidates, busy, false) { Tokens = tokens, BusyWith = busyWith };
             }
             catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.BadVersion or RegistryErrorCode.NoNode && e.Path == _nodes.Sharding)
             {
@@ -130,7 +148,13 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 // The markers can: once the connection is back, one of them (the multi is all or nothing) says which it was.
                 if (await WereWrittenAsync(candidates[0], marker.TaskId, session, cancellationToken).ConfigureAwait(false))
                 {
-                    return new StartResult(candidates, busy, false);
+                    var tokens = new Dictionary<int, long>();
+                    foreach (var item in candidates)
+                    {
+                        tokens[item] = (await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false))?.Version ?? 0;
+                    }
+
+                    return new StartResult(candidates, busy, false) { Tokens = tokens, BusyWith = busyWith };
                 }
 
                 throw;
@@ -151,12 +175,13 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                     continue; // their markers became failover flags (or someone else's): look again
                 }
 
-                foreach (var (item, state, version, _) in checks)
+                foreach (var (item, state, version, _, heldFor) in checks)
                 {
                     switch (state)
                     {
                         case MarkerState.Busy:
                             busy.Add(item);
+                            busyWith[item] = heldFor;
                             candidates.Remove(item);
                             break;
                         case MarkerState.Stale:
@@ -318,28 +343,43 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         }
     }
 
-    private async Task<(int Item, MarkerState State, int Version, string? Owner)> ClassifyAsync(int item, Func<int, bool> isRunningHere, CancellationToken cancellationToken)
+    private async Task<(int Item, MarkerState State, int Version, string? Owner, DateTimeOffset HeldFor)> ClassifyAsync(int item, Func<int, bool> isRunningHere, CancellationToken cancellationToken)
     {
         var path = _nodes.ItemRunning(item);
         var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (node is null)
         {
             return await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false) is null
-                ? (item, MarkerState.NoItemNode, 0, null)
-                : (item, MarkerState.Free, 0, null);
+                ? (item, MarkerState.NoItemNode, 0, null, default)
+                : (item, MarkerState.Free, 0, null, default);
         }
 
         if (!JobNodeData.TryDecodeItemMarker(path, node.Data, out var marker, out var error))
         {
             // Unreadable evidence cannot prove a run is going on; replace it, and say so.
             JobLog.CorruptNode(_logger, _nodes.JobName, path, error!.Message);
-            return (item, MarkerState.Stale, node.Stat.Version, null);
+            return (item, MarkerState.Stale, node.Stat.Version, null, default);
         }
 
         var ownerLive = marker!.Instance == _instanceId
             ? isRunningHere(item)
             : await _registry.ExistsAsync(_nodes.Instance(marker.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
-        return ownerLive ? (item, MarkerState.Busy, node.Stat.Version, marker.Instance) : (item, MarkerState.Stale, node.Stat.Version, marker.Instance);
+        return (item, ownerLive ? MarkerState.Busy : MarkerState.Stale, node.Stat.Version, marker.Instance, marker.FireTime);
+    }
+
+    /// <summary>
+    /// The items of <paramref name="items"/> whose latest start (the item node's record) is for <paramref name="fireTime"/> or
+    /// a later fire: started already — before a re-sharding moved them here, by their previous owner — so not to start again.
+    /// </summary>
+    public async Task<IReadOnlyList<int>> StartedAlreadyAsync(IReadOnlyList<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var started = await Task.WhenAll(items.Select(async item =>
+        {
+            var path = _nodes.Item(item);
+            var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return node is { Data.Length: > 0 } && JobNodeData.TryDecodeItemMarker(path, node.Data, out var last, out _) && last!.FireTime >= fireTime ? item : -1;
+        })).ConfigureAwait(false);
+        return [.. started.Where(i => i >= 0)];
     }
 
     private async Task RunReleaseLoopAsync(CancellationToken token)

@@ -161,6 +161,9 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3082, Level = LogLevel.Warning, Message = "Job '{Job}': instance id '{InstanceId}' is still registered by its previous session (a restart within the session timeout); waiting up to {Patience} for that session to expire, so that its unfinished items are handed over first")]
     public static partial void WaitingForPredecessor(ILogger logger, string job, string instanceId, TimeSpan patience);
 
+    [LoggerMessage(EventId = 3083, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} were started already by their previous owner before a re-sharding moved them here; not started again")]
+    public static partial void AlreadyStarted(ILogger logger, string job, DateTimeOffset fireTime, string items);
+
     [LoggerMessage(EventId = 3099, Level = LogLevel.Error, Message = "Job '{Job}': unexpected error while {Operation}")]
     public static partial void UnexpectedError(ILogger logger, string job, string operation, Exception exception);
 }

@@ -200,13 +200,22 @@ internal sealed partial class JobRuntime
             IsHeldHere, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
         if (started.Started.Count == 0)
         {
+            if (started.BusyWith.TryGetValue(item, out var heldFor) && heldFor == fireTime)
+            {
+                // A run of this very fire holds the item (its new owner ran it after a re-sharding): it is that fire's run.
+                await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
+                _compensating.TryRemove(item, out _);
+                JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} is being run by another instance already");
+                return CompensationStart.Dropped;
+            }
+
             return CompensationStart.Busy;
         }
 
         var latency = claim.Flag.FlaggedAt is { } flaggedAt ? _time.GetUtcNow() - flaggedAt : TimeSpan.Zero;
         _metrics.FailoverStarted(Name, latency);
         JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
-        Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved);
+        Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved, started.Tokens);
         return CompensationStart.Started;
     }
 
@@ -450,6 +459,7 @@ internal sealed partial class JobRuntime
     {
         var path = _nodes.Progress(_instanceId);
         var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
+        _departureHandedOver = node is null;
         if (node is null)
         {
             await EnsureNodeAsync(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), _stopping.Token).ConfigureAwait(false);

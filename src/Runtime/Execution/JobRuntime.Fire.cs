@@ -22,6 +22,7 @@ internal sealed partial class JobRuntime
     public async Task FireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems = null)
     {
         var token = _stopping.Token;
+        var session = _registry.SessionId; // the session this fire came due in
         if (source == ExecutionSource.Schedule && HasCatchUpsToRun())
         {
             await RunCatchUpsAsync().ConfigureAwait(false); // an earlier fire skipped (registry away) runs before this one
@@ -38,7 +39,7 @@ internal sealed partial class JobRuntime
 
         try
         {
-            await StartFireAsync(fireTime, source, onlyItems, token).ConfigureAwait(false);
+            await StartFireAsync(fireTime, source, onlyItems, session, token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -58,10 +59,18 @@ internal sealed partial class JobRuntime
         }
     }
 
-    private async Task StartFireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems, CancellationToken token)
+    private async Task StartFireAsync(DateTimeOffset fireTime, ExecutionSource source, IReadOnlyCollection<int>? onlyItems, long session, CancellationToken token)
     {
         var resolved = _resolved;
         var config = resolved.Config;
+        if (session != _registry.SessionId && FailoverActive && _departureHandedOver)
+        {
+            // It came due in a session that has since expired, and the others handled that departure: what it would have run
+            // was flagged as never started and is compensated; running it here as well would run it twice.
+            Skip(fireTime, source, "session_replaced", "it came due in a registry session that expired meanwhile; its items are compensated by failover");
+            return;
+        }
+
         if (config.Disabled)
         {
             Skip(fireTime, source, "job_disabled", "the job is disabled (config)");
@@ -148,7 +157,24 @@ internal sealed partial class JobRuntime
             items.RemoveAll(i => _runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime);
             var busy = items.Where(_runningHere.ContainsKey).ToList();
             items.RemoveAll(busy.Contains);
+            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire))
+            {
+                // The assignment changed since this instance last started items (or this is a catch-up): an item may have run
+                // this very fire already on its previous owner, before the re-sharding moved it here.
+                var already = await _monitor.StartedAlreadyAsync(items, fireTime, token).ConfigureAwait(false);
+                if (already.Count > 0)
+                {
+                    items.RemoveAll(already.Contains);
+                    JobLog.AlreadyStarted(_logger, Name, fireTime, string.Join(",", already));
+                    lock (_catchUps)
+                    {
+                        already.Where(i => _catchUps.TryGetValue(i, out var pending) && pending == fireTime).ToList().ForEach(i => _catchUps.Remove(i));
+                    }
+                }
+            }
+
             var taskId = NewTaskId(items, source, fireTime);
+            IReadOnlyDictionary<int, long> tokens = new Dictionary<int, long>();
             if (config.MonitorExecution && items.Count > 0)
             {
                 List<int> clearMisfire;
@@ -166,7 +192,11 @@ internal sealed partial class JobRuntime
                 }
 
                 items = [.. started.Started];
-                busy.AddRange(started.Busy);
+                tokens = started.Tokens;
+                _lastStartGeneration = sharding.Generation;
+                // An item held by a run of this fire (or a later one) — a compensation, or its previous owner before a
+                // re-sharding — is not a misfire of it: that run is this fire's.
+                busy.AddRange(started.Busy.Where(i => !(started.BusyWith.TryGetValue(i, out var heldFor) && heldFor >= fireTime)));
             }
 
             if (busy.Count > 0)
@@ -176,7 +206,7 @@ internal sealed partial class JobRuntime
 
             if (items.Count > 0)
             {
-                Launch(fireTime, source, taskId, items, resolved);
+                Launch(fireTime, source, taskId, items, resolved, tokens);
             }
 
             return;
@@ -185,7 +215,7 @@ internal sealed partial class JobRuntime
         Skip(fireTime, source, "sharding_changed", "the assignment kept changing while the fire started");
     }
 
-    private void Launch(DateTimeOffset fireTime, ExecutionSource source, string taskId, List<int> items, ResolvedJobConfig resolved)
+    private void Launch(DateTimeOffset fireTime, ExecutionSource source, string taskId, List<int> items, ResolvedJobConfig resolved, IReadOnlyDictionary<int, long> tokens)
     {
         lock (_catchUps)
         {
@@ -209,6 +239,7 @@ internal sealed partial class JobRuntime
             FireTime = fireTime,
             IsFailover = source == ExecutionSource.Failover,
             InstanceId = _instanceId,
+            FencingToken = tokens.GetValueOrDefault(item),
         }).ToList();
         var execution = new JobExecution(Name, taskId, fireTime, _instanceId, source, shards);
         var session = _registry.SessionId;
@@ -389,7 +420,7 @@ internal sealed partial class JobRuntime
 
     private void Skip(DateTimeOffset fireTime, ExecutionSource source, string reason, string detail)
     {
-        if (source == ExecutionSource.Schedule && reason is not ("job_disabled" or "instance_disabled" or "time_diff") && _resolved.Config is { Misfire: true, MonitorExecution: true })
+        if (source == ExecutionSource.Schedule && reason is not ("job_disabled" or "instance_disabled" or "time_diff" or "session_replaced") && _resolved.Config is { Misfire: true, MonitorExecution: true })
         {
             // Skipped for want of the registry (or of the leader's sharding): caught up once, as a misfire, when it is back —
             // a daily job that meets a registry blip still runs that day.

@@ -72,6 +72,8 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private bool _fenceTripped;
     private bool _participating;
     private volatile bool _registered;
+    private volatile bool _departureHandedOver; // the last session's departure was handled by the others (progress record gone)
+    private int _lastStartGeneration = -1;      // the sharding generation of this instance's last started fire
     private long _taskSequence;
     private int _stopped;
     private string? _lastConfigProblem;
