@@ -556,7 +556,7 @@ public sealed class ChaosRun : IAsyncDisposable
         }
 
         Say($"files: log {_log}; faults {Path.Combine(_directory, "faults.txt")}; " + string.Join("; ", result.AppOutputs.Select(a => $"{a.Key} output {a.Value}")) +
-            $"; ZooKeeper logs {Path.Combine(_directory, "zookeeper-*.log")}");
+            $"; ZooKeeper logs {Path.Combine(_directory, "zookeeper-*.log")}, transaction logs {Path.Combine(_directory, "zookeeper-*-txn")}");
         Say(string.Create(CultureInfo.InvariantCulture,
             $"{{\"benchmark\":\"chaos\",\"seed\":{result.Seed},\"faults\":{result.Faults},\"duration_s\":{result.Duration.TotalSeconds:0.0},\"fires_checked\":{history.FiresChecked}," +
             $"\"duplicates\":{history.Duplicates},\"overlaps\":{history.Overlaps},\"excused_overlaps\":{history.ExcusedOverlaps},\"lost\":{history.Lost}," +
@@ -564,6 +564,8 @@ public sealed class ChaosRun : IAsyncDisposable
         Say(result.LastLine);
     }
 
+    /// <summary>Keeps each server's log and its transaction log (every write with its session and time, the registry's own
+    /// history for tracing a violation: <c>java -cp … org.apache.zookeeper.server.persistence.TxnLogToolkit -d log.N</c>).</summary>
     private void CopyZooKeeperLogs()
     {
         foreach (var member in _ensemble?.Members ?? [])
@@ -571,6 +573,12 @@ public sealed class ChaosRun : IAsyncDisposable
             try
             {
                 File.Copy(member.LogPath, Path.Combine(_directory, $"zookeeper-{member.MemberId}.log"), overwrite: true);
+                var transactions = Path.Combine(member.DataDirectory, "version-2");
+                var copy = System.IO.Directory.CreateDirectory(Path.Combine(_directory, $"zookeeper-{member.MemberId}-txn")).FullName;
+                foreach (var file in System.IO.Directory.Exists(transactions) ? System.IO.Directory.GetFiles(transactions, "log.*") : [])
+                {
+                    File.Copy(file, Path.Combine(copy, Path.GetFileName(file)), overwrite: true);
+                }
             }
             catch (IOException)
             {
