@@ -32,6 +32,7 @@ public sealed class ChaosRun : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly StreamWriter _faultFile;
+    private readonly StreamWriter _consoleFile;
     private ZooKeeperEnsemble? _ensemble;
     private App[] _apps = [];
     private bool _zooKeeperBusy;
@@ -45,6 +46,7 @@ public sealed class ChaosRun : IAsyncDisposable
         _log = Path.Combine(_directory, "execution.tsv");
         _namespace = string.Create(CultureInfo.InvariantCulture, $"chaos-{options.Seed}-{Guid.NewGuid().ToString("N")[..6]}");
         _faultFile = new StreamWriter(Path.Combine(_directory, "faults.txt"), append: false) { AutoFlush = true };
+        _consoleFile = new StreamWriter(Path.Combine(_directory, "console.txt"), append: false) { AutoFlush = true };
     }
 
     /// <summary>Runs the whole chaos run and returns its verdict; every process it started is gone when it returns.</summary>
@@ -555,7 +557,7 @@ public sealed class ChaosRun : IAsyncDisposable
             Say("  UNEXPECTED EXIT " + exit);
         }
 
-        Say($"files: log {_log}; faults {Path.Combine(_directory, "faults.txt")}; " + string.Join("; ", result.AppOutputs.Select(a => $"{a.Key} output {a.Value}")) +
+        Say($"files: log {_log}; console {Path.Combine(_directory, "console.txt")}; faults {Path.Combine(_directory, "faults.txt")}; " + string.Join("; ", result.AppOutputs.Select(a => $"{a.Key} output {a.Value}")) +
             $"; ZooKeeper logs {Path.Combine(_directory, "zookeeper-*.log")}, transaction logs {Path.Combine(_directory, "zookeeper-*-txn")}");
         Say(string.Create(CultureInfo.InvariantCulture,
             $"{{\"benchmark\":\"chaos\",\"seed\":{result.Seed},\"faults\":{result.Faults},\"duration_s\":{result.Duration.TotalSeconds:0.0},\"fires_checked\":{history.FiresChecked}," +
@@ -604,11 +606,26 @@ public sealed class ChaosRun : IAsyncDisposable
     private void Fault(int number, string what)
     {
         var line = string.Create(CultureInfo.InvariantCulture, $"[+{_clock.Elapsed.TotalSeconds,7:0.000} s] {Time(DateTimeOffset.UtcNow)}  fault #{number}: {what}");
-        _faultFile.WriteLine(line);
-        _options.Output(line);
+        lock (_faultFile)
+        {
+            _faultFile.WriteLine(line);
+        }
+
+        Write(line);
     }
 
-    private void Say(string what) => _options.Output(string.Create(CultureInfo.InvariantCulture, $"[+{_clock.Elapsed.TotalSeconds,7:0.000} s] {Time(DateTimeOffset.UtcNow)}  {what}"));
+    private void Say(string what) => Write(string.Create(CultureInfo.InvariantCulture, $"[+{_clock.Elapsed.TotalSeconds,7:0.000} s] {Time(DateTimeOffset.UtcNow)}  {what}"));
+
+    /// <summary>Every line goes to the caller and to <c>console.txt</c> in the run's directory (a test's output is not kept).</summary>
+    private void Write(string line)
+    {
+        lock (_consoleFile)
+        {
+            _consoleFile.WriteLine(line);
+        }
+
+        _options.Output(line);
+    }
 
     private static string Time(DateTimeOffset time) => time.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 
@@ -655,6 +672,7 @@ public sealed class ChaosRun : IAsyncDisposable
         }
 
         await _faultFile.DisposeAsync().ConfigureAwait(false);
+        await _consoleFile.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>One app slot: a fixed instance id, its proxies (one per server), and its current process.</summary>
