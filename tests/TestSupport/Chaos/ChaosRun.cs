@@ -242,12 +242,7 @@ public sealed class ChaosRun : IAsyncDisposable
 
     private async Task KillAndRestartAsync(int number, App app, TimeSpan downFor, bool graceful)
     {
-        var process = app.Process!;
-        lock (_gate)
-        {
-            app.Down = true; // the monitor must not take this exit for one of its own
-        }
-
+        var process = await TakeDownAsync(app).ConfigureAwait(false);
         var at = DateTimeOffset.UtcNow;
         if (graceful)
         {
@@ -289,9 +284,46 @@ public sealed class ChaosRun : IAsyncDisposable
         Say($"#{number} {app.Id} restarted (pid {app.Process!.ProcessId})");
     }
 
+    /// <summary>
+    /// Marks the app as meant to be down (so the monitor does not take this exit for one of its own) and returns its running
+    /// process; when it exited on its own, waits (bounded) until the monitor has restarted it, so a fault never signals or
+    /// disposes a process the monitor is replacing.
+    /// </summary>
+    private async Task<SampleProcess> TakeDownAsync(App app)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            lock (_gate)
+            {
+                if (!app.Down && app.Process is { HasExited: false } process)
+                {
+                    app.Down = true;
+                    return process;
+                }
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                throw new TimeoutException($"{app.Id} was not running for 60 s");
+            }
+
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The app's current process, read under the lock the monitor replaces it under.</summary>
+    private SampleProcess CurrentProcess(App app)
+    {
+        lock (_gate)
+        {
+            return app.Process!;
+        }
+    }
+
     private async Task FreezeAsync(int number, App app, TimeSpan length)
     {
-        var process = app.Process!;
+        var process = CurrentProcess(app);
         Fault(number, $"sigstop {app.Id} (pid {process.ProcessId}) for {Seconds(length)}{(length > _options.SessionTimeout ? " (longer than the session timeout)" : "")}");
         var at = DateTimeOffset.UtcNow;
         process.Pause();
@@ -456,7 +488,11 @@ public sealed class ChaosRun : IAsyncDisposable
             "--ShardedJobs:Jobs:StockFeed:Disabled", "true",
         ];
         File.AppendAllText(app.OutputPath, $"==== chaos: {app.Id} starting at {DateTimeOffset.UtcNow:O} ====\n");
-        app.Process = await SampleProcess.StartAsync(app.Id, arguments, app.OutputPath).ConfigureAwait(false);
+        var process = await SampleProcess.StartAsync(app.Id, arguments, app.OutputPath).ConfigureAwait(false);
+        lock (_gate)
+        {
+            app.Process = process;
+        }
     }
 
     private async Task<DateTimeOffset> WaitForStableFireAsync(TimeSpan timeout, CancellationToken cancellationToken)
