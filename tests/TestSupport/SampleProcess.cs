@@ -10,13 +10,15 @@ namespace ShardedJobs.TestSupport;
 public sealed class SampleProcess : IAsyncDisposable
 {
     private readonly Process _wrapper;
+    private readonly bool _ownsOutput;
 
-    private SampleProcess(Process wrapper, int pid, string instanceId, string outputPath)
+    private SampleProcess(Process wrapper, int pid, string instanceId, string outputPath, bool ownsOutput)
     {
         _wrapper = wrapper;
         ProcessId = pid;
         InstanceId = instanceId;
         OutputPath = outputPath;
+        _ownsOutput = ownsOutput;
     }
 
     public int ProcessId { get; }
@@ -49,12 +51,14 @@ public sealed class SampleProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the sample with <paramref name="arguments"/> (its <c>--instance-id</c> is added).</summary>
-    public static async Task<SampleProcess> StartAsync(string instanceId, IEnumerable<string> arguments)
+    /// <param name="outputPath">Where to append the console output, kept after <see cref="DisposeAsync"/> (a chaos run restarts one
+    /// instance id many times and traces violations in its output); by default a temporary file deleted on dispose.</param>
+    public static async Task<SampleProcess> StartAsync(string instanceId, IEnumerable<string> arguments, string? outputPath = null)
     {
-        var output = Path.Combine(Path.GetTempPath(), $"shardedjobs-sample-{instanceId}-{Guid.NewGuid():N}.out");
+        var output = outputPath ?? Path.Combine(Path.GetTempPath(), $"shardedjobs-sample-{instanceId}-{Guid.NewGuid():N}.out");
         var command = string.Join(' ', new[] { "dotnet", SamplePath, "--instance-id", instanceId }.Concat(arguments).Select(Quote));
         var script = string.Join('\n',
-            $"{command} > {Quote(output)} 2>&1 &",
+            $"{command} {(outputPath is null ? ">" : ">>")} {Quote(output)} 2>&1 &",
             "p=$!",
             "echo $p",
             $"( while kill -0 {Environment.ProcessId} 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 1; done; kill -9 $p 2>/dev/null ) >/dev/null 2>&1 &",
@@ -70,7 +74,7 @@ public sealed class SampleProcess : IAsyncDisposable
         wrapper.BeginErrorReadLine();
         var pidLine = await wrapper.StandardOutput.ReadLineAsync().ConfigureAwait(false);
         return int.TryParse(pidLine, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid)
-            ? new SampleProcess(wrapper, pid, instanceId, output)
+            ? new SampleProcess(wrapper, pid, instanceId, output, ownsOutput: outputPath is null)
             : throw new InvalidOperationException($"The sample launcher printed '{pidLine}' instead of a process id.");
     }
 
@@ -79,6 +83,12 @@ public sealed class SampleProcess : IAsyncDisposable
 
     /// <summary>SIGTERM: the host shuts down gracefully.</summary>
     public void Terminate() => Signal("TERM");
+
+    /// <summary>SIGSTOP: the process freezes (nothing of it runs, not even its timers), as in a long GC pause or a VM stall.</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>SIGCONT: a frozen process runs on, unaware of the time it lost.</summary>
+    public void Resume() => Signal("CONT");
 
     public async Task WaitForExitAsync(TimeSpan timeout)
     {
@@ -103,7 +113,10 @@ public sealed class SampleProcess : IAsyncDisposable
         }
 
         _wrapper.Dispose();
-        File.Delete(OutputPath);
+        if (_ownsOutput)
+        {
+            File.Delete(OutputPath);
+        }
     }
 
     private void Signal(string signal)
