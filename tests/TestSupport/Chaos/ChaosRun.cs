@@ -573,9 +573,9 @@ public sealed class ChaosRun : IAsyncDisposable
             $"timeline: able {timeline.Able.Count} interval(s), {timeline.Able.Sum(a => a.Length.TotalSeconds):0.#} s in all; {timeline.Deaths.Count} deaths; {timeline.CutOffs.Count} cut-offs; judged fires from {Time(timeline.JudgeFiresFrom)} to before {Time(timeline.JudgeFiresBefore)}"));
         Say("faults by kind: " + string.Join(", ", result.FaultsByKind.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}")));
         Say($"runs in the log: {runCount}; history: {history.Summary}");
-        foreach (var excused in history.ExcusedOverlapDetails)
+        foreach (var excused in history.Excused)
         {
-            Say("  excused overlap: " + excused);
+            Say("  excused: " + excused);
         }
 
         foreach (var violation in history.Violations)
@@ -597,7 +597,7 @@ public sealed class ChaosRun : IAsyncDisposable
             $"; ZooKeeper logs {Path.Combine(_directory, "zookeeper-*.log")}, transaction logs {Path.Combine(_directory, "zookeeper-*-txn")}");
         Say(string.Create(CultureInfo.InvariantCulture,
             $"{{\"benchmark\":\"chaos\",\"seed\":{result.Seed},\"faults\":{result.Faults},\"duration_s\":{result.Duration.TotalSeconds:0.0},\"fires_checked\":{history.FiresChecked}," +
-            $"\"duplicates\":{history.Duplicates},\"overlaps\":{history.Overlaps},\"excused_overlaps\":{history.ExcusedOverlaps},\"lost\":{history.Lost}," +
+            $"\"duplicates\":{history.Duplicates},\"overlaps\":{history.Overlaps},\"excused_overlaps\":{history.ExcusedOverlaps},\"unconfirmed_duplicates\":{history.ExcusedDuplicates},\"lost\":{history.Lost}," +
             $"\"misattributed\":{history.Misattributed},\"audit_leftovers\":{result.Audit.Violations.Count},\"unexpected_exits\":{result.UnexpectedExits.Count},\"passed\":{(result.Passed ? "true" : "false")}}}"));
         Say(result.LastLine);
     }
