@@ -97,12 +97,6 @@ internal sealed partial class JobRuntime
             return;
         }
 
-        if (source == ExecutionSource.Misfire && _view.ReshardingNecessary)
-        {
-            // The items may move: the catch-up waits for the new assignment (run then if they are still ours, see OnViewChanged).
-            return;
-        }
-
         var deadline = _time.GetUtcNow() + _context.Options.ShardingWaitTimeout;
         if (resolved.Schedule.GetNextOccurrence(fireTime) is { } nextFire && nextFire < deadline)
         {
@@ -111,10 +105,13 @@ internal sealed partial class JobRuntime
 
         for (var attempt = 1; attempt <= 3; attempt++)
         {
-            ShardingSnapshot? sharding;
+            // A catch-up runs the items this instance owned at the fire it missed, whatever the assignment is now (a re-sharding
+            // may have moved them since): it does not wait for one. The markers keep it from overlapping the new owner's runs,
+            // which are for later fires.
+            ShardingSnapshot? sharding = source == ExecutionSource.Misfire && onlyItems is not null ? _view.Sharding : null;
             try
             {
-                sharding = await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
+                sharding ??= await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
@@ -141,15 +138,15 @@ internal sealed partial class JobRuntime
                 }
             }
 
-            var mine = sharding.ItemsOf(_instanceId);
+            var mine = source == ExecutionSource.Misfire && onlyItems is not null ? onlyItems : sharding.ItemsOf(_instanceId);
             var disabled = _view.DisabledItems;
-            var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i)).ToList();
+            var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i) && i < config.Shards).ToList();
             if (source == ExecutionSource.Misfire && onlyItems is not null)
             {
-                var lost = onlyItems.Except(mine).ToList();
-                if (lost.Count > 0)
+                var gone = onlyItems.Where(i => i >= config.Shards || disabled.Contains(i)).ToList();
+                if (gone.Count > 0)
                 {
-                    await DropCatchUpsAsync(lost, "the items are no longer assigned here", token).ConfigureAwait(false);
+                    await DropCatchUpsAsync(gone, "the items are disabled or no longer exist", token).ConfigureAwait(false);
                 }
             }
 

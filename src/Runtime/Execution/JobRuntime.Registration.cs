@@ -135,7 +135,7 @@ internal sealed partial class JobRuntime
         _sharding.OnViewChanged(changed);
         if ((changed & (ViewParts.Sharding | ViewParts.ReshardingFlag)) != 0 && !_view.ReshardingNecessary && HasCatchUpsToRun())
         {
-            Track(RunCatchUpsAsync()); // catch-ups waited for the new assignment
+            Track(RunCatchUpsAsync()); // a skipped fire waited for the leader's sharding
         }
 
         if ((changed & (ViewParts.Instances | ViewParts.Servers)) != 0)

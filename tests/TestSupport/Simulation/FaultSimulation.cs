@@ -49,6 +49,9 @@ public sealed class FaultSimulation
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 5, 0, 0, 0, TimeSpan.Zero);
 
+    /// <summary>SIMULATOR_TRACE=1: every log line (Debug and up) of every instance goes into the report of a failing seed.</summary>
+    private static readonly bool Trace = Environment.GetEnvironmentVariable("SIMULATOR_TRACE") == "1";
+
     private readonly FaultPlan _plan;
     private readonly SimulationOptions _options;
     private readonly SimulationClock _clock = new(Start);
@@ -68,6 +71,7 @@ public sealed class FaultSimulation
     private readonly List<(DateTimeOffset At, Action Action)> _later = [];
     private DateTimeOffset? _quorumLostUntil;
     private int _nextInstance;
+    private bool _paused;
 
     private FaultSimulation(FaultPlan plan, SimulationOptions options)
     {
@@ -75,7 +79,7 @@ public sealed class FaultSimulation
         _options = options;
         _server = new InMemoryRegistryServer(_clock, options.SessionTimeout);
         _work = new SimulatedWork(plan.Seed, plan.Jobs, _clock);
-        _ringLog = new RingLog(_clock, Environment.GetEnvironmentVariable("SIMULATOR_TRACE") == "1" ? 1_000_000 : 400);
+        _ringLog = new RingLog(_clock, Trace ? 1_000_000 : 400);
         _slots = [.. Enumerable.Range(0, options.Instances).Select(i => new Slot(i, $"n{i + 1}", plan.ClockSkews[i]))];
         _nextInstance = options.Instances + 1;
     }
@@ -119,6 +123,13 @@ public sealed class FaultSimulation
             var nextFault = faults.TryPeek(out var f) ? Start + f.At : faultEnd;
             var nextLater = _later.Count > 0 ? _later.Min(l => l.At) : DateTimeOffset.MaxValue;
             var limit = Min(Min(nextFault, nextLater), faultEnd);
+            if (Environment.GetEnvironmentVariable("SIMULATOR_PAUSE_AT") is { } pauseAt && _clock.GetUtcNow() >= Start + TimeSpan.Parse(pauseAt, CultureInfo.InvariantCulture) && !_paused)
+            {
+                _paused = true;
+                Console.Error.WriteLine($"paused at {_clock.GetUtcNow():HH:mm:ss.fff}");
+                Thread.Sleep(8000);
+            }
+
             if (_clock.FireNext(limit))
             {
                 Settle();
@@ -371,7 +382,7 @@ public sealed class FaultSimulation
                 services.AddSingleton(life);
                 services.AddSingleton(_work);
                 services.AddScoped<SimulatedJob>();
-                services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Information).AddProvider(new RingLogProvider(_ringLog, instanceId)));
+                services.AddLogging(logging => logging.SetMinimumLevel(Trace ? LogLevel.Debug : LogLevel.Information).AddProvider(new RingLogProvider(_ringLog, instanceId)));
             },
         }));
         Watch(starting, () =>
@@ -543,9 +554,10 @@ public sealed class FaultSimulation
             }
 
             // Idle: nothing queued, nothing completed lately, and no pool thread in a work item (a thread that just finished one
-            // may still count as busy for a moment while it looks for more work: a longer quiet stands in for it then).
+            // may still count as busy for a moment while it looks for more work: a longer quiet stands in for it then; it must be
+            // longer than a busy thread's longest step without a completed work item, the JIT compiling a method, say).
             var quietFor = System.Diagnostics.Stopwatch.GetElapsedTime(stableSince);
-            var idle = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 && (BusyPoolThreads() == 0 || quietFor > TimeSpan.FromMilliseconds(0.5)) && _driverQueue.IsEmpty;
+            var idle = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 && (BusyPoolThreads() == 0 || quietFor > TimeSpan.FromMilliseconds(3)) && _driverQueue.IsEmpty;
             if (!idle)
             {
                 if (ThreadPool.PendingWorkItemCount != 0) Interlocked.Increment(ref FailPending);
@@ -744,7 +756,7 @@ internal sealed class RingLogProvider(RingLog log, string instance) : ILoggerPro
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
