@@ -368,8 +368,9 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     }
 
     /// <summary>
-    /// The items of <paramref name="items"/> whose latest start (the item node's record) is for <paramref name="fireTime"/> or
-    /// a later fire: started already — before a re-sharding moved them here, by their previous owner — so not to start again.
+    /// The items of <paramref name="items"/> whose <paramref name="fireTime"/> is taken care of elsewhere: their latest start
+    /// (the item node's record) is for that fire — by their previous owner, before a re-sharding moved them here — or a
+    /// failover flag or claim is for it. Not to start again.
     /// </summary>
     public async Task<IReadOnlyList<int>> StartedAlreadyAsync(IReadOnlyList<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
     {
@@ -377,7 +378,23 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         {
             var path = _nodes.Item(item);
             var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return node is { Data.Length: > 0 } && JobNodeData.TryDecodeItemMarker(path, node.Data, out var last, out _) && last!.FireTime >= fireTime ? item : -1;
+            if (node is { Data.Length: > 0 } && JobNodeData.TryDecodeItemMarker(path, node.Data, out var last, out _) && last!.FireTime == fireTime)
+            {
+                return item;
+            }
+
+            // Or it waits for failover for this very fire (flagged as never started by its previous owner, or claimed):
+            // its compensation runs it.
+            var flagPath = _nodes.FailoverItem(item);
+            var flag = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (flag is not null && JobNodeData.TryDecodeFailoverFlag(flagPath, flag.Data, out var waiting, out _) && (waiting!.FireTime == fireTime || waiting.MissedFireTime == fireTime))
+            {
+                return item;
+            }
+
+            var claimPath = _nodes.ItemFailover(item);
+            var claim = await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return claim is not null && JobNodeData.TryDecodeItemMarker(claimPath, claim.Data, out var claimed, out _) && claimed!.FireTime == fireTime ? item : -1;
         })).ConfigureAwait(false);
         return [.. started.Where(i => i >= 0)];
     }

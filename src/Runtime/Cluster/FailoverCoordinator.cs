@@ -460,7 +460,9 @@ internal sealed class FailoverCoordinator
 
         foreach (var item in _view.Sharding.Owners.Keys)
         {
-            if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null)
+            // Not if the item has started that fire (or a later one) since: a re-sharding gave it to another instance, which ran it.
+            if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null
+                && !(state.LastStart is { } last && last.FireTime >= missed))
             {
                 yield return (item, missed);
             }
@@ -511,7 +513,8 @@ internal sealed class FailoverCoordinator
         {
             var marker = await ReadMarkerAsync(_nodes.ItemRunning(item), cancellationToken).ConfigureAwait(false);
             var claim = await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false);
-            return (item, state: new ItemEvidence(marker, claim));
+            var lastStart = await ReadMarkerAsync(_nodes.Item(item), cancellationToken).ConfigureAwait(false);
+            return (item, state: new ItemEvidence(marker, claim, lastStart?.Content));
         })).ConfigureAwait(false);
         var pending = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
         return new Evidence(items.ToImmutableDictionary(i => i.item, i => i.state),
@@ -522,10 +525,18 @@ internal sealed class FailoverCoordinator
     private async Task<Versioned<ItemMarker>?> ReadOwnClaimAsync(int item, CancellationToken cancellationToken) =>
         await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false) is { } claim && claim.Content.Instance == _instanceId ? claim : null;
 
+    /// <summary>
+    /// Whether the fire of <paramref name="claim"/> has been started for its item by another run since the interruption it
+    /// compensates: a re-sharding gave the item to an instance that ran that fire as its own. Its compensation would run it twice.
+    /// </summary>
+    public async Task<bool> RunElsewhereAsync(FailoverClaim claim, CancellationToken cancellationToken) =>
+        await ReadMarkerAsync(_nodes.Item(claim.Item), cancellationToken).ConfigureAwait(false) is { } last
+        && last.Content.FireTime == claim.Flag.FireTime && last.Content.TaskId != claim.Flag.TaskId && last.Content.Instance != claim.Flag.CrashedInstance;
+
     private async Task<Versioned<ItemMarker>?> ReadMarkerAsync(string path, CancellationToken cancellationToken)
     {
         var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (node is null)
+        if (node is null || node.Data.Length == 0)
         {
             return null;
         }
@@ -552,7 +563,10 @@ internal sealed class FailoverCoordinator
 
     private sealed record Versioned<T>(T Content, int Version);
 
-    private sealed record ItemEvidence(Versioned<ItemMarker>? Marker, Versioned<ItemMarker>? Claim);
+    /// <param name="Marker">The item's running marker.</param>
+    /// <param name="Claim">The item's failover claim.</param>
+    /// <param name="LastStart">The item node's record of the item's latest start, anywhere (null before the first).</param>
+    private sealed record ItemEvidence(Versioned<ItemMarker>? Marker, Versioned<ItemMarker>? Claim, ItemMarker? LastStart);
 
     private sealed record Evidence(ImmutableDictionary<int, ItemEvidence> Items, ImmutableHashSet<int> PendingFlags);
 

@@ -196,6 +196,14 @@ internal sealed partial class JobRuntime
 
         var fireTime = claim.Flag.FireTime;
         var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
+        if (await _failover.RunElsewhereAsync(claim, token).ConfigureAwait(false))
+        {
+            await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
+            _compensating.TryRemove(item, out _);
+            JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} was run by the item's new owner after a re-sharding");
+            return CompensationStart.Dropped;
+        }
+
         var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
             IsHeldHere, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
         if (started.Started.Count == 0)
