@@ -21,6 +21,9 @@ public sealed class ItemRun
 
     public int TotalCount { get; init; }
 
+    /// <summary><see cref="ShardContext.FencingToken"/> of the execution.</summary>
+    public long FencingToken { get; init; }
+
     public required DateTimeOffset Started { get; init; }
 
     public DateTimeOffset? Ended { get; set; }
@@ -66,6 +69,7 @@ public sealed class ExecutionLog
             Parameter = shard.ItemParameter,
             JobParameter = shard.JobParameter,
             TotalCount = shard.TotalCount,
+            FencingToken = shard.FencingToken,
             Started = now,
         };
         lock (_gate)
