@@ -40,7 +40,7 @@ Parallel.For(from, from + seeds, new ParallelOptions { MaxDegreeOfParallelism = 
 });
 var byKind = string.Join(", ", faults.OrderBy(f => f.Key).Select(f => $"{f.Key} {f.Value}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"simulator: {seeds} seeds, {failed} with violations, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled), settle {FaultSimulation.SettleTicks / (double)Stopwatch.Frequency:0.00} s, {FaultSimulation.SpinsTotal} spins {FaultSimulation.FailPending}/{FaultSimulation.FailCompleted}/{FaultSimulation.FailBusy}/{FaultSimulation.FailStarting}"));
+    $"simulator: {seeds} seeds, {failed} with violations, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled)"));
 return failed == 0 ? 0 : 1;
 
 int Option(string name, int fallback)

@@ -79,11 +79,11 @@ public sealed record FaultPlan(int Seed, IReadOnlyList<SimulatedJobSpec> Jobs, I
 
         var skews = Enumerable.Range(0, instances).Select(_ => random.NextDouble() < 0.25 ? TimeSpan.FromMilliseconds(random.Next(-2000, 2001)) : TimeSpan.Zero).ToList();
         var faults = new List<ScheduledFault>();
+        // After a warm-up of half a minute or so (the cluster shards first), one fault every meanGap on average.
         var at = TimeSpan.FromSeconds(30 + random.Next(30));
-        while (at < duration)
+        while ((at += TimeSpan.FromMilliseconds(meanGap.TotalMilliseconds * (0.2 + random.NextDouble() * 1.6))) < duration)
         {
             faults.Add(NextFault(random, at, instances, sessionTimeout, jobs));
-            at += TimeSpan.FromMilliseconds(meanGap.TotalMilliseconds * (0.2 + random.NextDouble() * 1.6));
         }
 
         return new FaultPlan(seed, jobs, skews, faults, duration, sessionTimeout);
