@@ -230,9 +230,17 @@ internal sealed class FailoverCoordinator
                 }
 
                 var claimPath = _nodes.ItemFailover(item);
-                var existing = await _registry.ExistsAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var existing = await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (existing is not null && JobNodeData.TryDecodeItemMarker(claimPath, existing.Data, out var holder, out _)
+                    && await _registry.ExistsAsync(_nodes.Instance(holder!.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    // A live instance holds a claim on the item: never overwrite it (two compensations would run). The flag waits
+                    // until that compensation has ended and its claim is gone.
+                    continue;
+                }
+
                 var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId));
-                RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Version);
+                RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Stat.Version);
                 try
                 {
                     await _registry.MultiAsync([new RegistryOp.Delete(flagPath, flagNode.Stat.Version), write], cancellationToken).ConfigureAwait(false);

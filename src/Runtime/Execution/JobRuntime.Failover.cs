@@ -45,13 +45,24 @@ internal sealed partial class JobRuntime
     /// <summary>
     /// Notification (flags appeared) and enquiry (this instance's own items ended): an instance that runs none of its own items
     /// (compensations do not count) claims waiting items while it has capacity (the job's concurrency), each atomically, and
-    /// compensates them. One busy with its own fire waits for it to end, so compensations never delay a fire's items.
+    /// compensates them. One busy with its own fire leaves them to an idle one — but not for ever: when items outlast the fire
+    /// interval, no instance is ever idle, so once flags have waited <see cref="BusyClaimDelay"/> a busy instance claims too.
     /// </summary>
-    private async Task ClaimAndCompensateAsync()
+    private async Task ClaimAndCompensateAsync(bool evenIfBusy = false)
     {
         if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
-            || _registry.State != RegistryState.Connected || (_view.PendingFailovers.IsEmpty && !_failover.HasUnsettledClaims) || RunsOwnItems)
+            || _registry.State != RegistryState.Connected || (_view.PendingFailovers.IsEmpty && !_failover.HasUnsettledClaims))
         {
+            return;
+        }
+
+        if (RunsOwnItems && !evenIfBusy)
+        {
+            if (Interlocked.Exchange(ref _busyClaimScheduled, 1) == 0)
+            {
+                Track(ClaimWhenStillWaitingAsync());
+            }
+
             return;
         }
 
@@ -68,7 +79,7 @@ internal sealed partial class JobRuntime
         try
         {
             var capacity = _settings.MaxConcurrency - _compensating.Count;
-            if (RunsOwnItems || capacity <= 0)
+            if ((RunsOwnItems && !evenIfBusy) || capacity <= 0)
             {
                 return;
             }
@@ -97,6 +108,28 @@ internal sealed partial class JobRuntime
             // Items still wait (or a claim's outcome is unknown): try again shortly; a lost connection ends this until it is back.
             Track(ClaimAgainSoonAsync());
         }
+    }
+
+    /// <summary>How long flags wait for an idle instance before a busy one claims them: well past a crash's detection, so an
+    /// instance whose own items end soon (enquiry) still comes first.</summary>
+    private TimeSpan BusyClaimDelay => _registry.SessionTimeout * 3 > TimeSpan.FromSeconds(10) ? _registry.SessionTimeout * 3 : TimeSpan.FromSeconds(10);
+
+    private async Task ClaimWhenStillWaitingAsync()
+    {
+        try
+        {
+            await Task.Delay(BusyClaimDelay, _time, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        finally
+        {
+            Volatile.Write(ref _busyClaimScheduled, 0);
+        }
+
+        await ClaimAndCompensateAsync(evenIfBusy: true).ConfigureAwait(false);
     }
 
     private async Task ClaimAgainSoonAsync()
@@ -155,6 +188,9 @@ internal sealed partial class JobRuntime
                 case CompensationStart.Busy:
                     await _monitor.WhenFreeAsync(claim.Item, () => free.TrySetResult(), token).ConfigureAwait(false);
                     await free.Task.WaitAsync(token).ConfigureAwait(false);
+                    // A beat before the next try: whatever held the item may not have let go of it in every respect yet, and a
+                    // retry must never spin.
+                    await Task.Delay(TimeSpan.FromMilliseconds(50), _time, token).ConfigureAwait(false);
                     break;
                 default:
                     await Task.Delay(TimeSpan.FromSeconds(1), _time, token).ConfigureAwait(false);
@@ -206,6 +242,11 @@ internal sealed partial class JobRuntime
 
         var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
             IsHeldHere, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
+        if (started.AssignmentChanged)
+        {
+            return CompensationStart.Retry; // the item's node is missing (the count is changing): look again shortly
+        }
+
         if (started.Started.Count == 0)
         {
             if (started.BusyWith.TryGetValue(item, out var heldFor) && heldFor == fireTime)

@@ -313,12 +313,17 @@ internal sealed partial class JobRuntime
         }
     }
 
-    /// <summary>The leader, when instances leave (failover off): their running markers and progress records go at once.</summary>
+    /// <summary>The leader, when instances leave (and when it becomes the leader: departures seen while it was not, or while
+    /// nobody led): what they left behind goes at once (see <see cref="ClearLeftoversOfDeadInstancesAsync"/>).</summary>
     private async Task ClearLeftoversAsync(IReadOnlyList<string> departed)
     {
         try
         {
-            JobLog.InstancesLeft(_logger, Name, string.Join(", ", departed));
+            if (departed.Count > 0)
+            {
+                JobLog.InstancesLeft(_logger, Name, string.Join(", ", departed));
+            }
+
             var live = await _registry.GetChildrenAsync(_nodes.Instances, cancellationToken: _stopping.Token).ConfigureAwait(false) ?? [];
             await ClearLeftoversOfDeadInstancesAsync(live, _resolved.Config, _stopping.Token).ConfigureAwait(false);
         }

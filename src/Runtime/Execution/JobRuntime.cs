@@ -74,6 +74,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private volatile bool _registered;
     private volatile bool _departureHandedOver; // the last session's departure was handled by the others (progress record gone)
     private int _lastStartGeneration = -1;      // the sharding generation of this instance's last started fire
+    private int _busyClaimScheduled;            // 1 while a busy instance's delayed claim is scheduled
     private long _taskSequence;
     private int _stopped;
     private string? _lastConfigProblem;
@@ -134,6 +135,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         await PublishConfigAsync(cancellationToken).ConfigureAwait(false);
         await EnsureNodeAsync(_nodes.Server(_context.ServerIp), ServerStatus.Encode(enabled: true), cancellationToken).ConfigureAwait(false);
         _view.Changed += OnViewChanged;
+        _election.LeaderChanged += OnLeaderChanged;
         await _view.StartAsync(cancellationToken).ConfigureAwait(false);
         ApplyRegistryConfig();
 
@@ -229,6 +231,14 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         }
     }
 
+    private void OnLeaderChanged(string? leader)
+    {
+        if (leader == _instanceId && _stopped == 0)
+        {
+            Track(ClearLeftoversAsync([]));
+        }
+    }
+
     /// <summary>Failover can work: on, with the running markers it needs.</summary>
     private bool FailoverActive => _resolved.Config is { Failover: true, MonitorExecution: true };
 
@@ -246,6 +256,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         }
 
         _view.Changed -= OnViewChanged;
+        _election.LeaderChanged -= OnLeaderChanged;
         _registry.SessionChanged -= OnSessionChanged;
         StopFenceTimer();
         if (_reconcileTimer is not null)

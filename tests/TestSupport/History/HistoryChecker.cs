@@ -62,6 +62,10 @@ public sealed record ClusterTimeline
     /// <summary>Times an instance was cut off from the registry.</summary>
     public IReadOnlyList<CutOff> CutOffs { get; init; } = [];
 
+    /// <summary>How far the instances' clocks may be ahead of the recorder's: an instance that fires early by its clock
+    /// also compensates early by it.</summary>
+    public TimeSpan ClockSkew { get; init; }
+
     /// <summary>A death this soon after a run ended came before the end could be recorded in the registry.</summary>
     public TimeSpan UnconfirmedWindow { get; init; } = TimeSpan.FromMilliseconds(10);
 
@@ -174,7 +178,7 @@ public static class HistoryChecker
 
             var schedule = Schedule(job);
             var onSchedule = schedule.GetNextOccurrence(run.FireTime - TimeSpan.FromMilliseconds(1)) == run.FireTime;
-            if (!job.Failover || !onSchedule || run.FireTime > run.Started)
+            if (!job.Failover || !onSchedule || run.FireTime > run.Started + timeline.ClockSkew)
             {
                 misattributed++;
                 violations.Add(new Violation("bad-compensation", $"{run}: {(!job.Failover ? "the job has no failover" : !onSchedule ? "its fire time is not on the schedule" : "it started before its fire time")}"));

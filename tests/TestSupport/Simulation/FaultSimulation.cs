@@ -631,6 +631,7 @@ public sealed class FaultSimulation
             Undisturbed = undisturbed,
             Deaths = _deaths,
             CutOffs = _cutOffs,
+            ClockSkew = _plan.ClockSkews.Max(s => s.Duration()),
             JudgeFiresFrom = Start + TimeSpan.FromSeconds(1),
             JudgeFiresBefore = judgeBefore,
         };
