@@ -150,7 +150,8 @@ public sealed class DemoOutput(DemoNode node, ExecutionLogFile log, TimeProvider
 /// <summary>
 /// The execution log the integration tests read: one tab-separated line per item start and end, appended by every process that
 /// shares the file: <c>start|end, time (UTC, ISO 8601), instance, job, item, fire time, task id, failover (0/1), outcome
-/// (- | ok | failed | cancelled)</c>. .NET's append mode keeps its own file position (it does not open with O_APPEND), so
+/// (- | ok | failed | cancelled), fencing token</c> (<see cref="ShardContext.FencingToken"/>: a sink would reject a run whose
+/// token is below the largest it has seen for the item). .NET's append mode keeps its own file position (it does not open with O_APPEND), so
 /// processes appending to one file would overwrite each other's lines: each line is written under an exclusive lock on the
 /// file, at its current end. In one process, share one instance.
 /// </summary>
@@ -179,7 +180,7 @@ public sealed class ExecutionLogFile : IDisposable
 
         var line = string.Join('\t', what, _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture), shard.InstanceId, shard.JobName,
             shard.Item.ToString(CultureInfo.InvariantCulture), shard.FireTime.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture),
-            shard.TaskId, shard.IsFailover ? "1" : "0", outcome) + "\n";
+            shard.TaskId, shard.IsFailover ? "1" : "0", outcome, shard.FencingToken.ToString(CultureInfo.InvariantCulture)) + "\n";
         var bytes = System.Text.Encoding.UTF8.GetBytes(line);
         lock (_file)
         {

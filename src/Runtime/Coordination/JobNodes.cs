@@ -21,6 +21,7 @@ namespace ShardedJobs.Coordination;
 /// <item>No <c>leader/election/latch</c>: the election is one atomic create of the ephemeral <c>leader/election/instance</c>.</item>
 /// <item><c>sharding</c> (new data) records what the last sharding was computed from (<see cref="ShardingStamp"/>); its version is
 /// the sharding generation that every fire's marker multi checks, so no fire starts items of a replaced assignment.</item>
+/// <item><c>sharding/{item}</c> (new data) records the item's latest start; its version is the fencing token.</item>
 /// <item><c>config</c> is JSON with ElasticJob's key names instead of YAML.</item>
 /// <item><c>instances/{instanceId}</c> may carry a third line <c>disabled: true</c>: one instance disabled by an operator.</item>
 /// </list>
@@ -63,7 +64,9 @@ public sealed class JobNodes
     /// <summary><c>sharding</c>: one child per item <c>0..shards-1</c>; data: the <see cref="ShardingStamp"/> of the last sharding (JSON), version = sharding generation.</summary>
     public string Sharding => Root + "/sharding";
 
-    /// <summary><c>sharding/{item}</c>, persistent, empty.</summary>
+    /// <summary><c>sharding/{item}</c>, persistent; data: JSON <c>{"instance","fireTime","taskId"}</c> of the item's latest start
+    /// (written by every start's marker multi), so a re-sharded fire does not run an item its previous owner already started
+    /// for it; its version, which every start bumps, is the item's fencing token (<see cref="ShardContext.FencingToken"/>).</summary>
     public string Item(int item) => Sharding + "/" + item.ToString(CultureInfo.InvariantCulture);
 
     /// <summary><c>sharding/{item}/instance</c>, persistent; data: the owning instance id, written by the leader in one multi.</summary>

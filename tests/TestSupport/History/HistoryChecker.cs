@@ -260,7 +260,7 @@ public static class HistoryChecker
             var key = (line.TaskId, line.Item);
             if (line.Event == "start")
             {
-                var run = new RunRecord(line.Job, line.Item, line.FireTime, line.Instance, line.TaskId, line.IsFailover, line.Time, null, null);
+                var run = new RunRecord(line.Job, line.Item, line.FireTime, line.Instance, line.TaskId, line.IsFailover, line.Time, null, null, line.FencingToken);
                 open[key] = run;
                 runs.Add(run);
             }
@@ -275,7 +275,7 @@ public static class HistoryChecker
 
     /// <summary>The in-process execution log's runs.</summary>
     public static IReadOnlyList<RunRecord> FromExecutionLog(IEnumerable<Runtime.ItemRun> runs) =>
-        [.. runs.Select(r => new RunRecord(r.Job, r.Item, r.FireTime, r.Instance, r.TaskId, r.IsFailover, r.Started, r.Ended, r.Outcome))];
+        [.. runs.Select(r => new RunRecord(r.Job, r.Item, r.FireTime, r.Instance, r.TaskId, r.IsFailover, r.Started, r.Ended, r.Outcome, r.FencingToken))];
 
     private static CronSchedule Schedule(JobUnderTest job) => CronSchedule.Parse(job.Cron, TimeZones.Find(job.TimeZone));
 
