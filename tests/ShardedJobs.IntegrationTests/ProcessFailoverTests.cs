@@ -77,9 +77,14 @@ public sealed class ProcessFailoverTests
             }
 
             Assert.Single(lines, l => l.Event == "start" && l.FireTime == fire && l.Item == 2); // finished before the kill: not compensated
-            var compensation = Assert.Single(lines, l => l.Event == "start" && l.FireTime == fire && l.IsFailover && l.Item == 3);
-            Assert.NotEqual("P2", compensation.Instance);
-            Assert.True(compensation.Time > killedAt, report);
+            // Item 3 completes once, by a compensation on a survivor. During a slow ZooKeeper re-election (a loaded machine) an
+            // instance may fence itself and cut a compensation of it short too; that one is handed over again, and every run
+            // of item 3 but the completed compensation ended cut short.
+            var completed = Assert.Single(lines, l => l.Event == "end" && l.FireTime == fire && l.Item == 3 && l.Outcome == "ok");
+            Assert.True(completed.IsFailover, report);
+            Assert.NotEqual("P2", completed.Instance);
+            Assert.All(lines.Where(l => l.Event == "end" && l.FireTime == fire && l.Item == 3 && l != completed), l => Assert.Equal("cancelled", l.Outcome));
+            Assert.True(lines.Single(l => l.Event == "start" && l.TaskId == completed.TaskId && l.Item == 3).Time > killedAt || lines.Any(l => l.Event == "end" && l.FireTime == fire && l.Item == 3 && l.Instance == "P2" && l.Outcome == "cancelled"), report);
 
             // The next fire is re-sharded over the two survivors and runs every item once.
             var next = fire + TimeSpan.FromSeconds(10);

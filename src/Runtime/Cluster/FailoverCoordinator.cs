@@ -230,7 +230,9 @@ internal sealed class FailoverCoordinator
                 }
 
                 var claimPath = _nodes.ItemFailover(item);
-                var existing = await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var existing = await _registry.ExistsAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false) is null
+                    ? null
+                    : await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
                 if (existing is not null && JobNodeData.TryDecodeItemMarker(claimPath, existing.Data, out var holder, out _)
                     && await _registry.ExistsAsync(_nodes.Instance(holder!.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
                 {
