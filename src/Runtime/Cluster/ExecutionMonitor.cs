@@ -80,6 +80,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         for (var attempt = 0; attempt < 4; attempt++)
         {
             var operations = new List<RegistryOp>();
+            var tokenAt = new List<(int Index, int Item)>(); // where each item's SetData is, to read its new version from the results
             if (generation >= 0)
             {
                 operations.Add(new RegistryOp.Check(_nodes.Sharding, generation));
@@ -94,6 +95,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
 
                 operations.Add(new RegistryOp.Create(_nodes.ItemRunning(item), data));
                 // The item node records the latest start (and its version, which every start bumps, is the fencing token).
+                tokenAt.Add((operations.Count, item));
                 operations.Add(new RegistryOp.SetData(_nodes.Item(item), data));
             }
 
@@ -113,10 +115,9 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 if (candidates.Count > 0)
                 {
                     var results = await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
-                    for (var i = 0; i < operations.Count && i < results.Count; i++)
+                    foreach (var (index, item) in tokenAt)
                     {
-                        if (operations[i] is RegistryOp.SetData set && results[i] is RegistryOpResult.DataSet applied
-                            && candidates.FirstOrDefault(c => _nodes.Item(c) == set.Path, -1) is var item and >= 0)
+                        if (index < results.Count && results[index] is RegistryOpResult.DataSet applied)
                         {
                             tokens[item] = applied.Version;
                         }

@@ -108,7 +108,8 @@ internal sealed partial class JobRuntime
             // A catch-up runs the items this instance owned at the fire it missed, whatever the assignment is now (a re-sharding
             // may have moved them since): it does not wait for one. The markers keep it from overlapping the new owner's runs,
             // which are for later fires.
-            ShardingSnapshot? sharding = source == ExecutionSource.Misfire && onlyItems is not null ? _view.Sharding : null;
+            var catchUp = source == ExecutionSource.Misfire && onlyItems is not null;
+            ShardingSnapshot? sharding = catchUp ? _view.Sharding : null;
             try
             {
                 sharding ??= await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
@@ -138,7 +139,7 @@ internal sealed partial class JobRuntime
                 }
             }
 
-            var mine = source == ExecutionSource.Misfire && onlyItems is not null ? onlyItems : sharding.ItemsOf(_instanceId);
+            var mine = catchUp ? onlyItems! : sharding.ItemsOf(_instanceId);
             var disabled = _view.DisabledItems;
             var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i) && i < config.Shards).ToList();
             if (source == ExecutionSource.Misfire && onlyItems is not null)
