@@ -10,6 +10,9 @@ namespace ShardedJobs.FaultSimulator.Tests;
 /// </summary>
 public sealed class SimulatorTests
 {
+    private static readonly Lazy<SimulationResult> WarmUp = new(() =>
+        FaultSimulation.Run(0, new SimulationOptions { Duration = TimeSpan.FromMinutes(3), MeanFaultGap = TimeSpan.FromDays(365) }));
+
     [Fact]
     public void A_seed_always_makes_the_same_plan_and_different_seeds_different_ones()
     {
@@ -22,16 +25,16 @@ public sealed class SimulatorTests
         Assert.Contains(one.Faults, f => f.Kind == FaultKind.Request);
     }
 
+    // Few and short: the simulator's driver keeps a core busy while it waits for quiescence, and the test command runs the
+    // real-time suites (ZooKeeper restarts, process kills) beside it.
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]
-    [InlineData(4)]
-    [InlineData(5)]
-    [InlineData(6)]
     public void Without_faults_every_seed_keeps_every_rule_and_leaves_a_clean_registry(int seed)
     {
-        var result = FaultSimulation.Run(seed, new SimulationOptions { Duration = TimeSpan.FromMinutes(20), MeanFaultGap = TimeSpan.FromDays(365) });
+        WarmUp.Value.ToString(); // a cold process JIT-compiles for long stretches, which the driver can take for quiescence
+        var result = FaultSimulation.Run(seed, new SimulationOptions { Duration = TimeSpan.FromMinutes(10), MeanFaultGap = TimeSpan.FromDays(365) });
         Assert.Empty(result.FaultsApplied);
         Assert.True(result.Ok, result.Describe());
         Assert.True(result.History.FiresChecked > 20, result.Describe());
