@@ -100,6 +100,19 @@ public sealed class HistoryCheckerTests
     }
 
     [Fact]
+    public void An_instance_whose_clock_runs_ahead_sees_its_fire_early_so_a_run_ending_within_the_skew_still_held_the_item()
+    {
+        // a's clock is 0.8 s ahead: its fire 20 came at 19.2, while item 0's fire-10 run still ran (until 19.5); misfire off.
+        List<RunRecord> runs = [Run(0, 10, "a", 10, 19.5), Run(1, 10, "b", 10, 11), Run(1, 20, "b", 20, 21)];
+        var job = Job with { Misfire = false };
+        var skewed = Timeline(30) with { ClockSkew = TimeSpan.FromMilliseconds(800) };
+        Assert.True(HistoryChecker.Check(runs, [job], skewed).Ok);
+
+        var report = HistoryChecker.Check(runs, [job], Timeline(30)); // without the skew the item was free at 20
+        Assert.Contains("item 0 of fire 00:00:20.000", Assert.Single(report.Violations).Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Fires_missed_in_a_row_are_owed_once_by_a_late_run_of_the_latest_but_an_on_time_run_in_between_breaks_the_row()
     {
         // Item 1 missed fires 10 and 20 (its owner was away); fire 20 was compensated late.

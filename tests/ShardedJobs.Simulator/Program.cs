@@ -11,6 +11,11 @@ var minutes = Option("--minutes", 60);
 var instances = Option("--instances", 3);
 var parallel = Option("--parallel", 1);
 var options = new SimulationOptions { Duration = TimeSpan.FromMinutes(minutes), Instances = instances };
+if (args.Contains("--no-faults"))
+{
+    options = options with { MeanFaultGap = TimeSpan.FromDays(365) };
+}
+
 var watch = Stopwatch.StartNew();
 var failed = 0;
 var runs = 0L;
@@ -40,7 +45,7 @@ Parallel.For(from, from + seeds, new ParallelOptions { MaxDegreeOfParallelism = 
 });
 var byKind = string.Join(", ", faults.OrderBy(f => f.Key).Select(f => $"{f.Key} {f.Value}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"simulator: {seeds} seeds, {failed} with violations, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled)"));
+    $"simulator: {seeds} seeds, {failed} with violations, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled, {FaultSimulation.ThreadChecks} thread checks)"));
 return failed == 0 ? 0 : 1;
 
 int Option(string name, int fallback)

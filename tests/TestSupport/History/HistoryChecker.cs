@@ -218,7 +218,8 @@ public static class HistoryChecker
                 from = timeline.JudgeFiresFrom;
             }
 
-            var blocking = Enumerable.Range(0, job.Shards).ToDictionary(i => i, i => BlockingWindows(jobRuns.Where(r => r.Item == i).ToList()));
+            var executionStarts = jobRuns.GroupBy(r => (r.Instance, r.TaskId)).ToDictionary(g => g.Key, g => g.Min(r => r.Started));
+            var blocking = Enumerable.Range(0, job.Shards).ToDictionary(i => i, i => BlockingWindows(jobRuns.Where(r => r.Item == i).ToList(), executionStarts, timeline.ClockSkew));
             for (var next = schedule.GetNextOccurrence(from - TimeSpan.FromMilliseconds(1)); next is { } fire && fire < timeline.JudgeFiresBefore; next = schedule.GetNextOccurrence(fire))
             {
                 if (!timeline.Able.Any(a => a.Contains(fire)) || (!job.Failover && !timeline.Undisturbed.Any(u => u.Contains(fire))))
@@ -234,7 +235,7 @@ public static class HistoryChecker
                         continue;
                     }
 
-                    if (Coalesced(fire, blocking[item], schedule, job.Misfire) || CaughtUpLater(fire, item, jobRuns)
+                    if (Coalesced(fire, blocking[item], schedule, job.Misfire, timeline.ClockSkew) || CaughtUpLater(fire, item, jobRuns)
                         || (!job.Misfire && !timeline.Undisturbed.Any(u => u.Contains(fire))))
                     {
                         continue;
@@ -242,7 +243,8 @@ public static class HistoryChecker
 
                     lost++;
                     var tried = jobRuns.Where(r => r.FireTime == fire && r.Item == item).ToList();
-                    violations.Add(new Violation("lost", $"{job.Job} item {item} of fire {Time(fire)} never completed{(tried.Count == 0 ? " (no run started)" : $": {string.Join(" | ", tried)}")}"));
+                    var before = jobRuns.Where(r => r.Item == item && r.Started <= fire).MaxBy(r => r.Started);
+                    violations.Add(new Violation("lost", $"{job.Job} item {item} of fire {Time(fire)} never completed{(tried.Count == 0 ? " (no run started)" : $": {string.Join(" | ", tried)}")}{(before is null ? "" : $"; the item's run before it: {before}")}"));
                 }
             }
         }
@@ -294,24 +296,41 @@ public static class HistoryChecker
             $"{earlier.Instance} was {(cut.Frozen ? "frozen" : "cut off")} for {cut.When.Length.TotalSeconds:0.###} s (session timeout {timeline.SessionTimeout.TotalSeconds:0.###} s){(cut.Frozen ? "" : " running a job that ignores cancellation")}");
     }
 
-    /// <summary>When each run of one item held it: from its start to its end; a run left open, to the next start of the item.</summary>
-    private static List<Interval> BlockingWindows(List<RunRecord> itemRuns)
+    /// <summary>
+    /// When each run of one item held it: from the start of its execution to its end; a run left open, to the next start of the
+    /// item. An execution takes all its items at once (one marker multi) and runs them MaxConcurrency at a time (a job's slots
+    /// are shared by its executions on the instance), so an item waiting for a slot is held already: a run at its own fire from
+    /// that fire (as the instance's clock saw it), a late run from its execution's first start (its task id's).
+    /// </summary>
+    private static List<Interval> BlockingWindows(List<RunRecord> itemRuns, Dictionary<(string Instance, string TaskId), DateTimeOffset> executionStarts, TimeSpan skew)
     {
         var ordered = itemRuns.OrderBy(r => r.Started).ToList();
         var windows = new List<Interval>();
         for (var i = 0; i < ordered.Count; i++)
         {
             var end = ordered[i].Ended ?? (i + 1 < ordered.Count ? ordered[i + 1].Started : DateTimeOffset.MaxValue);
-            windows.Add(new Interval(ordered[i].Started, end));
+            var run = ordered[i];
+            var held = executionStarts.GetValueOrDefault((run.Instance, run.TaskId), run.Started);
+            if (!IsLate(run) && run.FireTime - skew < held)
+            {
+                held = run.FireTime - skew;
+            }
+
+            windows.Add(new Interval(held, end));
         }
 
         return windows;
     }
 
-    /// <summary>The fire found the item running, and it is not the latest fire that did (or misfire is off): coalesced.</summary>
-    private static bool Coalesced(DateTimeOffset fire, List<Interval> windows, CronSchedule schedule, bool misfire) =>
+    /// <summary>
+    /// The fire found the item running, and it is not the latest fire that did (or misfire is off): coalesced. An instance
+    /// whose clock is off by up to <paramref name="skew"/> sees its fire that much early or late, so a run held the item at the
+    /// fire when it did anywhere within the skew of it.
+    /// </summary>
+    private static bool Coalesced(DateTimeOffset fire, List<Interval> windows, CronSchedule schedule, bool misfire, TimeSpan skew) =>
         // A later fire also came while this run held the item: only that one is owed (none without misfire).
-        windows.Any(w => w.From < fire && fire < w.To && (!misfire || schedule.GetNextOccurrence(fire) is { } later && later < w.To));
+        // A run ending at the very instant of a fire may be seen either way (timers due at one instant run in either order).
+        windows.Any(w => w.From - skew < fire && fire <= w.To + skew && (!misfire || schedule.GetNextOccurrence(fire) is { } later && later <= w.To + skew));
 
     /// <summary>
     /// Fires of an item missed in a row (its owner cut off or dead, or the fire skipped) are owed once: the latest of them, run

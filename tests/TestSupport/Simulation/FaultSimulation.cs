@@ -71,6 +71,7 @@ public sealed class FaultSimulation
     private readonly List<(DateTimeOffset At, Action Action)> _later = [];
     private DateTimeOffset? _quorumLostUntil;
     private int _nextInstance;
+    private string? _driverThreadId;
 
     private FaultSimulation(FaultPlan plan, SimulationOptions options)
     {
@@ -109,6 +110,7 @@ public sealed class FaultSimulation
 
     private SimulationResult Drive()
     {
+        _driverThreadId = CurrentThreadId();
         foreach (var slot in _slots)
         {
             StartInstance(slot, newId: false);
@@ -156,7 +158,9 @@ public sealed class FaultSimulation
         var stopping = Task.Run(() => Task.WhenAll(_slots.Where(s => s.Node is not null)
             .SelectMany(s => _plan.Jobs.Select(j => s.Node!.Job(j.Name).StopFiringAsync().AsTask()))));
         Settle();
-        for (var guard = 0; guard < 900 && (!stopping.IsCompleted || _log.Runs.Any(r => r.Outcome is null && !IsDeadRun(r))); guard++)
+        // An item waiting for a slot (MaxConcurrency) holds its marker before its run starts: wait for the markers too.
+        // Bounded by a simulated hour: items of a job with MaxConcurrency 1 queue behind each other, so draining takes a while.
+        for (var guard = 0; guard < 3600 && (!stopping.IsCompleted || _log.Runs.Any(r => r.Outcome is null && !IsDeadRun(r)) || AnyItemHeld()); guard++)
         {
             RunFor(TimeSpan.FromSeconds(1));
         }
@@ -513,6 +517,9 @@ public sealed class FaultSimulation
     /// <summary>Steps after which the cluster had not settled within the bound (time moved on with work still running).</summary>
     public static long Unsettled;
 
+    /// <summary>Times a quiet pool with a busy thread made the driver look at the process's threads.</summary>
+    public static long ThreadChecks;
+
     private void Settle()
     {
         Interlocked.Increment(ref Steps);
@@ -546,7 +553,8 @@ public sealed class FaultSimulation
             // may still count as busy for a moment while it looks for more work: a longer quiet stands in for it then; it must be
             // longer than a busy thread's longest step without a completed work item, the JIT compiling a method, say).
             var quietFor = System.Diagnostics.Stopwatch.GetElapsedTime(stableSince);
-            var idle = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 && (BusyPoolThreads() == 0 || quietFor > TimeSpan.FromMilliseconds(3)) && _driverQueue.IsEmpty;
+            var idle = completed == lastCompleted && ThreadPool.PendingWorkItemCount == 0 && _driverQueue.IsEmpty
+                && (BusyPoolThreads() == 0 || (quietFor > TimeSpan.FromMilliseconds(3) && !OtherThreadRunnable()));
             quiet = idle ? quiet + 1 : 0;
             lastCompleted = completed;
             if (++spins < 4000)
@@ -568,6 +576,57 @@ public sealed class FaultSimulation
             {
                 Thread.Sleep(spins < 5000 ? 0 : 1);
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether a thread of this process other than the driver is running or waiting for a core (Linux: state R in
+    /// /proc/self/task). A pool thread in a work item that completes nothing for a while is either blocked (asleep: the step is
+    /// done as far as time allows) or still computing — compiling a method, or preempted by another process on a loaded machine
+    /// (runnable: the step is not done). Without /proc the quiet alone decides.
+    /// </summary>
+    private bool OtherThreadRunnable()
+    {
+        Interlocked.Increment(ref ThreadChecks);
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+            {
+                if (Path.GetFileName(task) == _driverThreadId)
+                {
+                    continue;
+                }
+
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var state = stat.LastIndexOf(')') is var close and > 0 && close + 2 < stat.Length ? stat[close + 2] : '?';
+                if (state == 'R')
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (IOException)
+        {
+            return false; // a thread that ended while being read, or no /proc
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The driver thread's id as /proc names it (null where there is no /proc).</summary>
+    private static string? CurrentThreadId()
+    {
+        try
+        {
+            return new DirectoryInfo("/proc/thread-self").LinkTarget is { } target ? Path.GetFileName(target) : null;
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 
@@ -636,6 +695,27 @@ public sealed class FaultSimulation
             JudgeFiresBefore = judgeBefore,
         };
     }
+
+    /// <summary>Whether a running marker of a live instance is in the registry (an item running or waiting for a slot).</summary>
+    private bool AnyItemHeld() => Task.Run(async () =>
+    {
+        await using var observer = _server.Connect();
+        var live = _slots.Where(s => s.Node is not null).Select(s => s.InstanceId).ToHashSet(StringComparer.Ordinal);
+        foreach (var job in _plan.Jobs)
+        {
+            var nodes = new JobNodes(job.Name);
+            for (var item = 0; item < job.Shards; item++)
+            {
+                if (await observer.GetAsync(nodes.ItemRunning(item)).ConfigureAwait(false) is { } marker
+                    && JobNodeData.TryDecodeItemMarker(nodes.ItemRunning(item), marker.Data, out var decoded, out _) && live.Contains(decoded!.Instance))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }).GetAwaiter().GetResult();
 
     private async Task<RegistryAuditReport> AuditAsync()
     {
