@@ -62,6 +62,23 @@ public sealed class HistoryCheckerTests
     }
 
     [Fact]
+    public void A_run_that_ignores_cancellation_and_completes_beside_its_compensation_is_excused_only_under_an_excused_overlap()
+    {
+        // b's session was lost 2 s into item 1 of fire 20 (cut off 5 s, longer than the session timeout); the job ignores
+        // cancellation, so b's run went on and completed at 29, after a's compensation had started at 26.
+        var cut = new CutOff("b", new Interval(At(22), At(27)), Frozen: false);
+        var runs = Clean();
+        runs[3] = Run(1, 20, "b", 20, 29);
+        List<RunRecord> history = [.. runs, Run(1, 20, "a", 26, 28, failover: true, kind: "FAILOVER")];
+        var report = HistoryChecker.Check(history, [Job with { IgnoresCancellation = true }], Timeline(30, [cut]));
+        Assert.True(report.Ok, report.Describe());
+        Assert.Equal(1, report.ExcusedDuplicates);
+        Assert.Equal(1, report.ExcusedOverlaps);
+
+        Assert.Equal(1, HistoryChecker.Check(history, [Job], Timeline(30, [cut])).Duplicates); // it honours cancellation: no excuse
+    }
+
+    [Fact]
     public void Two_runs_of_one_item_at_the_same_time_overlap_unless_the_earlier_one_s_instance_was_frozen_longer_than_the_session_timeout()
     {
         var runs = new List<RunRecord> { Run(0, 10, "a", 10, 18, outcome: "cancelled"), Run(0, 10, "b", 15, 16, failover: true, kind: "FAILOVER"), Run(1, 10, "b", 10, 11), Run(0, 20, "b", 20, 21), Run(1, 20, "b", 20, 21) };

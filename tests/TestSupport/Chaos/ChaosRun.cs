@@ -597,7 +597,7 @@ public sealed class ChaosRun : IAsyncDisposable
             $"; ZooKeeper logs {Path.Combine(_directory, "zookeeper-*.log")}, transaction logs {Path.Combine(_directory, "zookeeper-*-txn")}");
         Say(string.Create(CultureInfo.InvariantCulture,
             $"{{\"benchmark\":\"chaos\",\"seed\":{result.Seed},\"faults\":{result.Faults},\"duration_s\":{result.Duration.TotalSeconds:0.0},\"fires_checked\":{history.FiresChecked}," +
-            $"\"duplicates\":{history.Duplicates},\"overlaps\":{history.Overlaps},\"excused_overlaps\":{history.ExcusedOverlaps},\"unconfirmed_duplicates\":{history.ExcusedDuplicates},\"lost\":{history.Lost}," +
+            $"\"duplicates\":{history.Duplicates},\"overlaps\":{history.Overlaps},\"excused_overlaps\":{history.ExcusedOverlaps},\"excused_duplicates\":{history.ExcusedDuplicates},\"lost\":{history.Lost}," +
             $"\"misattributed\":{history.Misattributed},\"audit_leftovers\":{result.Audit.Violations.Count},\"unexpected_exits\":{result.UnexpectedExits.Count},\"passed\":{(result.Passed ? "true" : "false")}}}"));
         Say(result.LastLine);
     }
