@@ -30,7 +30,7 @@ internal static class FailoverBenchmark
         [
             "--zookeeper", server.ConnectionString, "--session-timeout", session.ToString("c", CultureInfo.InvariantCulture), "--log", log,
             "--ShardedJobs:Jobs:OrderSync:Cron", "0/2 * * * * ?", "--ShardedJobs:Jobs:OrderSync:Shards", "2", "--ShardedJobs:Jobs:OrderSync:ItemParameters", "0=Beijing,1=Shanghai",
-            "--ShardedJobs:ShutdownTimeout", "00:00:05", "--work", work,
+            "--ShardedJobs:ShutdownTimeout", "00:00:05", "--work", work, .. (Environment.GetEnvironmentVariable("FAILOVER_BENCH_DUMP") == "1" ? new[] { "--Logging:LogLevel:ShardedJobs", "Debug" } : []),
         ];
 
         var latencies = new List<double>();
@@ -64,6 +64,10 @@ internal static class FailoverBenchmark
                     session + TimeSpan.FromSeconds(30));
                 latencies.Add((compensation.Time - signalled).TotalMilliseconds);
                 await victim.WaitForExitAsync(TimeSpan.FromSeconds(30));
+                if (Environment.GetEnvironmentVariable("FAILOVER_BENCH_DUMP") == "1")
+                {
+                    Console.Error.WriteLine($"round {round}: signalled {signalled:HH:mm:ss.fff}, compensation {compensation.Time:HH:mm:ss.fff}\n--- victim\n{victim.Output()}\n--- survivor (tail)\n{string.Join('\n', survivor.Output().Split('\n').TakeLast(15))}");
+                }
             }
         }
         finally

@@ -159,7 +159,9 @@ internal sealed partial class JobRuntime
                 Track(RestoreServerAsync());
             }
 
-            if (!_view.Instances.ContainsKey(_instanceId) && _registry.State == RegistryState.Connected)
+            // Only once registered: during the start the view may change before this instance registers (after its
+            // predecessor's departure is handled), and registering early would hide that departure.
+            if (_registered && !_view.Instances.ContainsKey(_instanceId) && _registry.State == RegistryState.Connected)
             {
                 Track(RestoreRegistrationAsync());
             }
@@ -201,6 +203,14 @@ internal sealed partial class JobRuntime
     {
         try
         {
+            // The view can lag behind our own registration (its child watch has not fired yet): only a node that is really
+            // gone is put back.
+            if (await _registry.ExistsAsync(_nodes.Instance(_instanceId), cancellationToken: _stopping.Token).ConfigureAwait(false) is { } stat
+                && stat.EphemeralOwner == _registry.SessionId)
+            {
+                return;
+            }
+
             var data = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally()));
             await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), data, _stopping.Token).ConfigureAwait(false);
             JobLog.RegistrationRestored(_logger, Name, _instanceId);

@@ -37,6 +37,21 @@ public sealed class FaultRegressionTests : FailoverScenarios
     }
 
     [Fact]
+    public async Task A_registration_deleted_while_its_session_lives_is_put_back_once()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        await h.AdvanceToAsync(h.Now + TimeSpan.FromSeconds(1), null);
+        Assert.DoesNotContain(b.Logs.GetSnapshot(), r => r.Id.Id == 3018);
+
+        var path = new JobNodes(Job).Instance(b.InstanceId);
+        await h.Observer.DeleteAsync(path, cancellationToken: TestContext.Current.CancellationToken);
+        await h.AdvanceToAsync(h.Now + TimeSpan.FromSeconds(1), null);
+        Assert.Equal(b.Embedded.SessionId, (await h.Observer.ExistsAsync(path, cancellationToken: TestContext.Current.CancellationToken))?.EphemeralOwner);
+        Assert.Single(b.Logs.GetSnapshot(), r => r.Id.Id == 3018);
+    }
+
+    [Fact]
     public async Task A_restarted_instance_that_leaves_before_its_first_fire_does_not_hand_over_its_predecessor_s_fire_again()
     {
         await using var h = await StartHarnessAsync();
