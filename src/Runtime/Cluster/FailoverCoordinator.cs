@@ -86,15 +86,25 @@ internal sealed class FailoverCoordinator
                 if (state.Marker is { } marker && marker.Content.Instance == instanceId)
                 {
                     // Its session outlived a later fire while this item still ran there: alive, it would have run that fire as a
-                    // misfire right after; the compensation does it instead, so no fire of the item is lost.
-                    var missed = missedFire is { } due && due > marker.Content.FireTime && _config().Config.Misfire && Owns(instanceId, item) ? due : (DateTimeOffset?)null;
+                    // misfire right after; the compensation does it instead, so no fire of the item is lost. That later fire may
+                    // have come while the instance started others of its items (its progress record moved on): the item's
+                    // misfire flag then says the fire found it still running and owes it a catch-up.
+                    var due = missedFire ?? (state.Misfired ? LatestFireAfter(marker.Content.FireTime) : null);
+                    var missed = due is { } later && later > marker.Content.FireTime && _config().Config.Misfire && Owns(instanceId, item) ? later : (DateTimeOffset?)null;
+                    // A compensation it ran holds the missed fire its claim carried on from the one before (failover of a failover).
+                    if (state.Claim is { } ownClaim && ownClaim.Content.Instance == instanceId && ownClaim.Content.MissedFireTime is { } carried
+                        && carried > marker.Content.FireTime && (missed is null || carried > missed))
+                    {
+                        missed = carried;
+                    }
+
                     plan.Flag(item, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId, MissedFireTime: missed));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                 }
 
                 if (state.Claim is { } claim && claim.Content.Instance == instanceId)
                 {
-                    plan.Flag(item, new FailoverFlag(instanceId, claim.Content.FireTime, claim.Content.TaskId));
+                    plan.Flag(item, new FailoverFlag(instanceId, claim.Content.FireTime, claim.Content.TaskId, MissedFireTime: claim.Content.MissedFireTime));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), claim.Version));
                 }
             }
@@ -156,7 +166,8 @@ internal sealed class FailoverCoordinator
 
                 if (state.Marker is { } marker && marker.Content.Instance == _instanceId && marker.Content.TaskId == taskId)
                 {
-                    plan.Flag(item, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId));
+                    var carried = state.Claim is { } own && own.Content.Instance == _instanceId && own.Content.FireTime == marker.Content.FireTime ? own.Content.MissedFireTime : null;
+                    plan.Flag(item, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId, MissedFireTime: carried));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                     if (state.Claim is { } claim && claim.Content.Instance == _instanceId)
                     {
@@ -241,7 +252,7 @@ internal sealed class FailoverCoordinator
                     continue;
                 }
 
-                var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId));
+                var claimData = JobNodeData.Encode(new ItemMarker(_instanceId, flag!.FireTime, flag.TaskId, flag.MissedFireTime));
                 RegistryOp write = existing is null ? new RegistryOp.Create(claimPath, claimData) : new RegistryOp.SetData(claimPath, claimData, existing.Stat.Version);
                 try
                 {
@@ -421,7 +432,7 @@ internal sealed class FailoverCoordinator
                     continue;
                 }
 
-                var flag = new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, now);
+                var flag = new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, now, evidenceNode.Content.MissedFireTime);
                 List<RegistryOp> operations = [new RegistryOp.Delete(path, evidenceNode.Version)];
                 if (!evidence.PendingFlags.Contains(item))
                 {
@@ -508,6 +519,25 @@ internal sealed class FailoverCoordinator
         return due is { } missed && missed > lastStarted ? missed : null;
     }
 
+    /// <summary>The latest fire of the schedule after <paramref name="after"/> up to now (null if none came).</summary>
+    private DateTimeOffset? LatestFireAfter(DateTimeOffset after)
+    {
+        var schedule = _config().Schedule;
+        var now = _time.GetUtcNow();
+        if (after < now - TimeSpan.FromDays(1))
+        {
+            after = now - TimeSpan.FromDays(1);
+        }
+
+        DateTimeOffset? due = null;
+        for (var (next, guard) = (schedule.GetNextOccurrence(after), 0); next is { } fire && fire <= now && guard < 100_000; next = schedule.GetNextOccurrence(fire), guard++)
+        {
+            due = fire;
+        }
+
+        return due;
+    }
+
     /// <summary>The item is <paramref name="instanceId"/>'s by the current sharding, exists and is enabled.</summary>
     private bool Owns(string instanceId, int item) =>
         _view.Sharding.Owners.TryGetValue(item, out var owner) && owner == instanceId && item < _config().Config.Shards && !_view.DisabledItems.Contains(item);
@@ -524,7 +554,8 @@ internal sealed class FailoverCoordinator
             var marker = await ReadMarkerAsync(_nodes.ItemRunning(item), cancellationToken).ConfigureAwait(false);
             var claim = await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false);
             var lastStart = await ReadMarkerAsync(_nodes.Item(item), cancellationToken).ConfigureAwait(false);
-            return (item, state: new ItemEvidence(marker, claim, lastStart?.Content));
+            var misfired = await _registry.ExistsAsync(_nodes.ItemMisfire(item), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
+            return (item, state: new ItemEvidence(marker, claim, lastStart?.Content, misfired));
         })).ConfigureAwait(false);
         var pending = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
         return new Evidence(items.ToImmutableDictionary(i => i.item, i => i.state),
@@ -576,7 +607,8 @@ internal sealed class FailoverCoordinator
     /// <param name="Marker">The item's running marker.</param>
     /// <param name="Claim">The item's failover claim.</param>
     /// <param name="LastStart">The item node's record of the item's latest start, anywhere (null before the first).</param>
-    private sealed record ItemEvidence(Versioned<ItemMarker>? Marker, Versioned<ItemMarker>? Claim, ItemMarker? LastStart);
+    /// <param name="Misfired">The item's misfire flag is set: a fire found it still running and owes it a catch-up.</param>
+    private sealed record ItemEvidence(Versioned<ItemMarker>? Marker, Versioned<ItemMarker>? Claim, ItemMarker? LastStart, bool Misfired);
 
     private sealed record Evidence(ImmutableDictionary<int, ItemEvidence> Items, ImmutableHashSet<int> PendingFlags);
 

@@ -5,7 +5,12 @@ using System.Text.Json;
 namespace ShardedJobs.Coordination;
 
 /// <summary>Who runs (or compensates) an item, for which fire time and task id: <c>sharding/{item}/running</c> and <c>sharding/{item}/failover</c>.</summary>
-public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string TaskId);
+/// <param name="Instance">The instance that runs (or claimed) it.</param>
+/// <param name="FireTime">The fire the run belongs to.</param>
+/// <param name="TaskId">The execution's task id.</param>
+/// <param name="MissedFireTime">On a failover claim only: the flag's <see cref="FailoverFlag.MissedFireTime"/>, kept with the claim
+/// so that a claimant that leaves before it has run both fires hands the later one on too; optional.</param>
+public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? MissedFireTime = null);
 
 /// <summary>An item waiting for compensation: <c>leader/failover/items/{item}</c>.</summary>
 /// <param name="CrashedInstance">The instance that did not finish it.</param>
@@ -49,7 +54,14 @@ public sealed class RegistryDataException(string path, string problem, Exception
 public static class JobNodeData
 {
     public static byte[] Encode(ItemMarker marker) =>
-        WriteObject(w => Write(w, ("instance", marker.Instance), ("fireTime", marker.FireTime), ("taskId", marker.TaskId)));
+        WriteObject(w =>
+        {
+            Write(w, ("instance", marker.Instance), ("fireTime", marker.FireTime), ("taskId", marker.TaskId));
+            if (marker.MissedFireTime is { } missed)
+            {
+                w.WriteNumber("missedFireTime", missed.ToUnixTimeMilliseconds());
+            }
+        });
 
     public static byte[] Encode(FailoverFlag flag) =>
         WriteObject(w =>
@@ -206,7 +218,8 @@ public static class JobNodeData
     }
 
     private static ItemMarker ReadItemMarker(Dictionary<string, JsonElement> fields) =>
-        new(RequiredString(fields, "instance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"));
+        new(RequiredString(fields, "instance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),
+            fields.ContainsKey("missedFireTime") ? RequiredTime(fields, "missedFireTime") : null);
 
     private static FailoverFlag ReadFailoverFlag(Dictionary<string, JsonElement> fields) =>
         new(RequiredString(fields, "crashedInstance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),

@@ -264,6 +264,7 @@ internal sealed partial class JobRuntime
         var latency = claim.Flag.FlaggedAt is { } flaggedAt ? _time.GetUtcNow() - flaggedAt : TimeSpan.Zero;
         _metrics.FailoverStarted(Name, latency);
         JobLog.Compensating(_logger, Name, item, claim.Flag.CrashedInstance, fireTime, latency);
+        _compensationRuns[item] = taskId;
         Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved, started.Tokens);
         return CompensationStart.Started;
     }

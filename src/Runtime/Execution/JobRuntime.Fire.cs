@@ -284,7 +284,12 @@ internal sealed partial class JobRuntime
         }
 
         FailoverClaim? nextFire = null;
-        if (_compensating.TryRemove(result.Item, out var claim) && !keepEvidence)
+        // Only the end of the compensation's own run settles its claim: a claim taken while this instance still ran the item
+        // for one of its own fires waits for that run to end (CompensateAsync), and must not be settled by it unrun.
+        var compensationEnded = _compensationRuns.TryGetValue(result.Item, out var compensationTask) && compensationTask == taskId
+            && _compensationRuns.TryRemove(new KeyValuePair<int, string>(result.Item, taskId));
+        FailoverClaim? claim = null;
+        if (compensationEnded && _compensating.TryRemove(result.Item, out claim) && !keepEvidence)
         {
             // The marker and the claim go (or the claim moves on to a missed fire) in one multi: a crash between two separate
             // writes would leave a claim that makes the finished compensation run again.

@@ -56,6 +56,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly SemaphoreSlim _electionGate = new(1, 1);
     private readonly SemaphoreSlim _claimGate = new(1, 1);
     private readonly ConcurrentDictionary<int, FailoverClaim> _compensating = new();
+    private readonly ConcurrentDictionary<int, string> _compensationRuns = new(); // item -> task id of its running compensation
     private readonly Lock _fenceLock = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _executionsCancelled = new();
