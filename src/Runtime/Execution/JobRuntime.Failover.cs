@@ -50,7 +50,10 @@ internal sealed partial class JobRuntime
     /// </summary>
     private async Task ClaimAndCompensateAsync(bool evenIfBusy = false)
     {
-        if (!FailoverActive || _stopped == 1 || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
+        // Not before this incarnation registered: until then the view's registration under our id may be a predecessor's (a
+        // restart within the session timeout), and a claim made now would be taken for the predecessor's evidence when its
+        // departure is handled (the claim deleted and flagged again while the compensation runs here: run twice).
+        if (!FailoverActive || _stopped == 1 || !_registered || _resolved.Config.Disabled || !_view.IsAvailable(_instanceId)
             || _registry.State != RegistryState.Connected || (_view.PendingFailovers.IsEmpty && !_failover.HasUnsettledClaims))
         {
             return;

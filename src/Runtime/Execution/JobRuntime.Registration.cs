@@ -159,13 +159,13 @@ internal sealed partial class JobRuntime
                 Track(RestoreServerAsync());
             }
 
-            // Only once registered: during the start the view may change before this instance registers (after its
-            // predecessor's departure is handled), and registering early would hide that departure.
+            // Only once registered: before that, the registration under our id is a predecessor's, and restoring it when its
+            // session ends (or rewriting it) would hide that departure (nobody would flag what the predecessor left).
             if (_registered && !_view.Instances.ContainsKey(_instanceId) && _registry.State == RegistryState.Connected)
             {
                 Track(RestoreRegistrationAsync());
             }
-            else if (_view.Instances.TryGetValue(_instanceId, out var mine) && mine.Disabled != IsDisabledLocally())
+            else if (_registered && _view.Instances.TryGetValue(_instanceId, out var mine) && mine.Disabled != IsDisabledLocally())
             {
                 Track(KeepRegistrationAsync(mine));
             }
@@ -235,7 +235,7 @@ internal sealed partial class JobRuntime
 
         try
         {
-            var shouldLead = _stopped == 0 && _view.IsAvailable(_instanceId);
+            var shouldLead = _stopped == 0 && _registered && _view.IsAvailable(_instanceId); // not on a predecessor's registration
             if (shouldLead && !_participating)
             {
                 _participating = true;

@@ -365,9 +365,44 @@ public static class HistoryChecker
             return string.Create(CultureInfo.InvariantCulture, $"{completion.Instance} ended it {(end - cut.When.From).TotalSeconds:0.###} s into a cut-off of {cut.When.Length.TotalSeconds:0.###} s, longer than the session timeout");
         }
 
-        return timeline.Deaths.Any(d => d.Instance == completion.Instance && d.At >= end && d.At - end <= timeline.UnconfirmedWindow)
-            ? $"{completion.Instance} died as it ended it, before the end could be recorded"
-            : null;
+        // Dead before it could have recorded the end: it died at that instant, or it could not reach the registry from the end
+        // on (cut off, or the registry without quorum: the session lives, but nothing can be written) and died as it could
+        // again. Either way the marker stays and the item is compensated (at-least-once by necessity).
+        if (timeline.Deaths.Where(d => d.Instance == completion.Instance && d.At >= end).Select(d => (DateTimeOffset?)d.At).Min() is not { } died)
+        {
+            return null;
+        }
+
+        var reachable = FirstReachable(completion.Instance, end, died, timeline);
+        if (reachable is null || died - reachable.Value <= timeline.UnconfirmedWindow)
+        {
+            return reachable == end
+                ? $"{completion.Instance} died as it ended it, before the end could be recorded"
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"{completion.Instance} could not reach the registry from its end until it died {(died - end).TotalSeconds:0.###} s later, before the end could be recorded");
+        }
+
+        return null;
+    }
+
+    /// <summary>The first instant in [from, until] at which the instance could reach the registry: the cluster was able (the
+    /// registry had quorum) and the instance was not cut off; null if there was none.</summary>
+    private static DateTimeOffset? FirstReachable(string instance, DateTimeOffset from, DateTimeOffset until, ClusterTimeline timeline)
+    {
+        var candidates = timeline.Able.Select(a => a.From)
+            .Concat(timeline.CutOffs.Where(c => c.Instance == instance).Select(c => c.When.To))
+            .Append(from)
+            .Where(t => t >= from && t <= until)
+            .Order();
+        foreach (var at in candidates)
+        {
+            if (timeline.Able.Any(a => a.Contains(at)) && !timeline.CutOffs.Any(c => c.Instance == instance && c.When.Contains(at)))
+            {
+                return at;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
