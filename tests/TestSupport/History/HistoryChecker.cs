@@ -127,7 +127,10 @@ public sealed record HistoryReport(
 /// </summary>
 public static class HistoryChecker
 {
-    public static HistoryReport Check(IReadOnlyCollection<RunRecord> runs, IReadOnlyCollection<JobUnderTest> jobs, ClusterTimeline timeline)
+    /// <param name="launches">When known (the simulator's listener): when each execution began on its instance, (instance, task
+    /// id) to time. Its items are held from then, also those that wait for a slot before their runs start.</param>
+    public static HistoryReport Check(IReadOnlyCollection<RunRecord> runs, IReadOnlyCollection<JobUnderTest> jobs, ClusterTimeline timeline,
+        IReadOnlyDictionary<(string Instance, string TaskId), DateTimeOffset>? launches = null)
     {
         var violations = new List<Violation>();
         var excused = new List<string>();
@@ -223,7 +226,8 @@ public static class HistoryChecker
                 from = timeline.JudgeFiresFrom;
             }
 
-            var executionStarts = jobRuns.GroupBy(r => (r.Instance, r.TaskId)).ToDictionary(g => g.Key, g => g.Min(r => r.Started));
+            var executionStarts = jobRuns.GroupBy(r => (r.Instance, r.TaskId)).ToDictionary(g => g.Key,
+                g => launches is not null && launches.TryGetValue(g.Key, out var launched) && launched < g.Min(r => r.Started) ? launched : g.Min(r => r.Started));
             var blocking = Enumerable.Range(0, job.Shards).ToDictionary(i => i, i => BlockingWindows(jobRuns.Where(r => r.Item == i).ToList(), executionStarts, timeline.ClockSkew));
             for (var next = schedule.GetNextOccurrence(from - TimeSpan.FromMilliseconds(1)); next is { } fire && fire < timeline.JudgeFiresBefore; next = schedule.GetNextOccurrence(fire))
             {
@@ -305,7 +309,8 @@ public static class HistoryChecker
     /// When each run of one item held it: from the start of its execution to its end; a run left open, to the next start of the
     /// item. An execution takes all its items at once (one marker multi) and runs them MaxConcurrency at a time (a job's slots
     /// are shared by its executions on the instance), so an item waiting for a slot is held already: a run at its own fire from
-    /// that fire (as the instance's clock saw it), a late run from its execution's first start (its task id's).
+    /// that fire (as the instance's clock saw it), a late run from its execution's launch when known, else from its first start
+    /// (its task id's). A catch-up launched while the slots were busy waits for one, holding its item all the while.
     /// </summary>
     private static List<Interval> BlockingWindows(List<RunRecord> itemRuns, Dictionary<(string Instance, string TaskId), DateTimeOffset> executionStarts, TimeSpan skew)
     {

@@ -56,6 +56,29 @@ public sealed class ExecutionLog
         }
     }
 
+    private readonly Dictionary<(string Instance, string TaskId), DateTimeOffset> _launches = [];
+
+    /// <summary>When each execution began on its instance (its items' markers are written by then), as a listener saw it: an
+    /// item waiting for a slot holds its item from there, before its run starts.</summary>
+    public IReadOnlyDictionary<(string Instance, string TaskId), DateTimeOffset> Launches
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new Dictionary<(string Instance, string TaskId), DateTimeOffset>(_launches);
+            }
+        }
+    }
+
+    public void Launched(JobExecution execution, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            _launches.TryAdd((execution.InstanceId, execution.TaskId), now);
+        }
+    }
+
     public ItemRun Start(ShardContext shard, DateTimeOffset now)
     {
         var run = new ItemRun

@@ -168,7 +168,7 @@ public sealed class FaultSimulation
         RunFor(TimeSpan.FromSeconds(10));
         var timeline = Timeline(healedAt, judgeBefore);
         var runs = HistoryChecker.FromExecutionLog(_log.Runs);
-        var report = HistoryChecker.Check(runs, [.. _plan.Jobs.Select(j => j.ToChecked())], timeline);
+        var report = HistoryChecker.Check(runs, [.. _plan.Jobs.Select(j => j.ToChecked())], timeline, _log.Launches);
         var audit = AuditAsync().GetAwaiter().GetResult();
         var diagnostics = "applied request faults:\n" + string.Join("\n", _slots.SelectMany(s => s.AppliedRequests).Select(a => "  " + a)) +
             "\nlast log lines:\n" + _ringLog.Describe();
@@ -384,6 +384,7 @@ public sealed class FaultSimulation
                 services.AddSingleton(life);
                 services.AddSingleton(_work);
                 services.AddScoped<SimulatedJob>();
+                services.AddSingleton<IJobListener>(sp => new LaunchRecorder(_log, life, _work));
                 services.AddLogging(logging => logging.SetMinimumLevel(Trace ? LogLevel.Debug : LogLevel.Information).AddProvider(new RingLogProvider(_ringLog, instanceId)));
             },
         }));
@@ -696,7 +697,8 @@ public sealed class FaultSimulation
         };
     }
 
-    /// <summary>Whether a running marker of a live instance is in the registry (an item running or waiting for a slot).</summary>
+    /// <summary>Whether a running marker of a live instance is in the registry (an item running or waiting for a slot), or an
+    /// item flagged for failover waits for its compensation.</summary>
     private bool AnyItemHeld() => Task.Run(async () =>
     {
         await using var observer = _server.Connect();
@@ -704,6 +706,11 @@ public sealed class FaultSimulation
         foreach (var job in _plan.Jobs)
         {
             var nodes = new JobNodes(job.Name);
+            if (job.Failover && await observer.GetChildrenAsync(nodes.FailoverItems).ConfigureAwait(false) is { Count: > 0 })
+            {
+                return true; // flagged items not compensated yet (a busy cluster claims late)
+            }
+
             for (var item = 0; item < job.Shards; item++)
             {
                 if (await observer.GetAsync(nodes.ItemRunning(item)).ConfigureAwait(false) is { } marker

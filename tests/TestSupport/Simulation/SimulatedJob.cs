@@ -32,6 +32,20 @@ public sealed class SimulatedWork(int seed, IReadOnlyList<SimulatedJobSpec> jobs
     }
 }
 
+/// <summary>Records when each execution begins (before its items wait for the job's slots), unless its process is dead.</summary>
+public sealed class LaunchRecorder(ExecutionLog log, ProcessLife life, SimulatedWork work) : IJobListener
+{
+    public Task BeforeExecuteAsync(JobExecution execution, CancellationToken cancellationToken)
+    {
+        if (!life.Dead)
+        {
+            log.Launched(execution, work.Time.GetUtcNow());
+        }
+
+        return Task.CompletedTask;
+    }
+}
+
 /// <summary>The simulator's job: records its start and end in the execution log, works for its scripted time, honours or
 /// ignores cancellation as its job says, and falls silent when its process dies.</summary>
 public sealed class SimulatedJob(ExecutionLog log, ProcessLife life, SimulatedWork work) : IShardedJob
