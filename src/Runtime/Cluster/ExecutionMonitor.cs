@@ -141,7 +141,11 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             }
             catch (RegistryMultiException e) when (e.Code is RegistryErrorCode.NoNode && e.Path is { } path && path.EndsWith("/misfire", StringComparison.Ordinal))
             {
+                // Not an attempt: the multi names one missing flag at a time (a catch-up owed for a fire skipped while the
+                // registry was unreachable has none), and each retry drops one, so this ends. Counting them would make a fire
+                // of four or more such items fail every time, and the catch-up, never run, would stay owed forever.
                 clearMisfire = [.. clearMisfire.Where(i => _nodes.ItemMisfire(i) != path)];
+                attempt--;
             }
             catch (RegistryException e) when (e is not RegistryMultiException && e.Code == RegistryErrorCode.ConnectionLoss)
             {

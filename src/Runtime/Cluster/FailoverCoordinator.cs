@@ -89,7 +89,7 @@ internal sealed class FailoverCoordinator
                     // misfire right after; the compensation does it instead, so no fire of the item is lost. That later fire may
                     // have come while the instance started others of its items (its progress record moved on): the item's
                     // misfire flag then says the fire found it still running and owes it a catch-up.
-                    var due = missedFire ?? (state.Misfired ? LatestFireAfter(marker.Content.FireTime) : null);
+                    var due = missedFire ?? (state.Misfired ? LatestFire(instanceId, marker.Content.FireTime) : null);
                     var missed = due is { } later && later > marker.Content.FireTime && _config().Config.Misfire && Owns(instanceId, item) ? later : (DateTimeOffset?)null;
                     // A compensation it ran holds the missed fire its claim carried on from the one before (failover of a failover).
                     if (state.Claim is { } ownClaim && ownClaim.Content.Instance == instanceId && ownClaim.Content.MissedFireTime is { } carried
@@ -114,8 +114,7 @@ internal sealed class FailoverCoordinator
                 plan.Flag(item, new FailoverFlag(instanceId, fireTime, NeverStartedTaskId(item, instanceId, fireTime)));
             }
 
-            plan.Operations.AddRange(plan.Flags.Where(f => !evidence.PendingFlags.Contains(f.Key))
-                .Select(f => new RegistryOp.Create(_nodes.FailoverItem(f.Key), JobNodeData.Encode(f.Value with { FlaggedAt = plan.Now }))));
+            await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
             plan.Operations.Add(new RegistryOp.Delete(_nodes.Progress(instanceId), progressNode.Stat.Version));
             try
             {
@@ -181,8 +180,7 @@ internal sealed class FailoverCoordinator
                 return [];
             }
 
-            plan.Operations.AddRange(plan.Flags.Where(f => !evidence.PendingFlags.Contains(f.Key))
-                .Select(f => new RegistryOp.Create(_nodes.FailoverItem(f.Key), JobNodeData.Encode(f.Value with { FlaggedAt = plan.Now }))));
+            await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
             plan.Operations.Add(new RegistryOp.Check(_nodes.Progress(_instanceId), progress.Version));
             try
             {
@@ -432,12 +430,11 @@ internal sealed class FailoverCoordinator
                     continue;
                 }
 
-                var flag = new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, now, evidenceNode.Content.MissedFireTime);
-                List<RegistryOp> operations = [new RegistryOp.Delete(path, evidenceNode.Version)];
-                if (!evidence.PendingFlags.Contains(item))
-                {
-                    operations.Add(new RegistryOp.Create(_nodes.FailoverItem(item), JobNodeData.Encode(flag)));
-                }
+                var plan = new FlagPlan(now);
+                plan.Flag(item, new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, MissedFireTime: evidenceNode.Content.MissedFireTime));
+                plan.Operations.Add(new RegistryOp.Delete(path, evidenceNode.Version));
+                await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
+                var operations = plan.Operations;
 
                 try
                 {
@@ -470,11 +467,51 @@ internal sealed class FailoverCoordinator
         }
     }
 
+    /// <summary>
+    /// Adds to <paramref name="plan"/> the writes of its flags. An item nobody waits for gets its flag. An item that waits
+    /// already (another departure flagged it, for an earlier fire, and nobody has claimed it yet) keeps its one flag, but
+    /// that flag must answer for this departure too: the later fire this one leaves unfinished becomes the flag's
+    /// <see cref="FailoverFlag.MissedFireTime"/> (the latest wins: one late run makes up for the fires missed before it), so the
+    /// compensation of the earlier fire moves on to it. Dropping it would lose that fire: nothing else is owed for it any more,
+    /// since the flagging multi deletes the marker that was its evidence. The write is at the flag's version: a claim meanwhile
+    /// fails the multi, which reads the evidence again.
+    /// </summary>
+    private async Task AddFlagOperationsAsync(FlagPlan plan, Evidence evidence, CancellationToken cancellationToken)
+    {
+        foreach (var (item, flag) in plan.Flags)
+        {
+            var path = _nodes.FailoverItem(item);
+            var node = evidence.PendingFlags.Contains(item) ? await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false) : null;
+            if (node is null)
+            {
+                plan.Operations.Add(new RegistryOp.Create(path, JobNodeData.Encode(flag with { FlaggedAt = plan.Now })));
+                continue;
+            }
+
+            if (!JobNodeData.TryDecodeFailoverFlag(path, node.Data, out var waiting, out _))
+            {
+                // Unreadable (a claimant would discard it): this departure's flag replaces it.
+                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(flag with { FlaggedAt = plan.Now }), node.Stat.Version));
+                continue;
+            }
+
+            var latest = flag.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime;
+            var owed = waiting!.MissedFireTime is { } owedMissed && owedMissed > waiting.FireTime ? owedMissed : waiting.FireTime;
+            if (latest > owed)
+            {
+                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(waiting with { MissedFireTime = latest }), node.Stat.Version));
+            }
+        }
+    }
+
     /// <summary>The fires <paramref name="instanceId"/> should have started with its assignment but did not: the latest fire
     /// time since its last started fire (<see cref="MissedFire"/>), for each of its enabled items that nobody is running.</summary>
     private IEnumerable<(int Item, DateTimeOffset FireTime)> NeverStarted(string instanceId, InstanceProgress? progress, Evidence evidence)
     {
-        if (MissedFire(instanceId, progress) is not { } missed)
+        // Every item missed the latest fire when the instance started nothing for it; an item whose misfire flag is up missed
+        // it too (the fire found it running elsewhere, and the catch-up it owed lived in the instance's memory).
+        var allMissed = MissedFire(instanceId, progress) is not null;
+        if (LatestFire(instanceId, DateTimeOffset.MinValue) is not { } missed)
         {
             yield break;
         }
@@ -482,7 +519,10 @@ internal sealed class FailoverCoordinator
         foreach (var item in _view.Sharding.Owners.Keys)
         {
             // Not if the item has started that fire (or a later one) since: a re-sharding gave it to another instance, which ran it.
-            if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state) && state.Marker is null && state.Claim is null
+            // A misfire flag is owed even while another instance still holds the item (a compensation of an earlier fire): the
+            // catch-up would have run once that ended, and so does the compensation of this flag (it waits for the item).
+            if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state)
+                && ((allMissed && state.Marker is null && state.Claim is null) || (state.Misfired && _config().Config.Misfire))
                 && !(state.LastStart is { } last && last.FireTime >= missed))
             {
                 yield return (item, missed);
@@ -494,6 +534,14 @@ internal sealed class FailoverCoordinator
     /// made), up to now; null when it missed none or has no assignment.</summary>
     private DateTimeOffset? MissedFire(string instanceId, InstanceProgress? progress)
     {
+        var lastStarted = progress?.FireTime ?? DateTimeOffset.MinValue;
+        return LatestFire(instanceId, lastStarted) is { } missed && missed > lastStarted ? missed : null;
+    }
+
+    /// <summary>The latest fire that came after <paramref name="lastStarted"/> (and after the current assignment was made), up
+    /// to now, while <paramref name="instanceId"/> had an assignment; null when there is none.</summary>
+    private DateTimeOffset? LatestFire(string instanceId, DateTimeOffset lastStarted)
+    {
         var resolved = _config();
         var sharding = _view.Sharding;
         if (resolved.Config.Disabled || sharding.Stamp is not { } stamp || !stamp.Instances.Contains(instanceId))
@@ -502,7 +550,6 @@ internal sealed class FailoverCoordinator
         }
 
         // Fires before the assignment was made were not this assignment's: start just before the sharding (it happens at a fire).
-        var lastStarted = progress?.FireTime ?? DateTimeOffset.MinValue;
         var from = lastStarted > stamp.ShardedAt - TimeSpan.FromSeconds(5) ? lastStarted : stamp.ShardedAt - TimeSpan.FromSeconds(5);
         var now = _time.GetUtcNow();
         if (from < now - TimeSpan.FromDays(1))
@@ -512,25 +559,6 @@ internal sealed class FailoverCoordinator
 
         DateTimeOffset? due = null;
         for (var (next, guard) = (resolved.Schedule.GetNextOccurrence(from), 0); next is { } fire && fire <= now && guard < 100_000; next = resolved.Schedule.GetNextOccurrence(fire), guard++)
-        {
-            due = fire;
-        }
-
-        return due is { } missed && missed > lastStarted ? missed : null;
-    }
-
-    /// <summary>The latest fire of the schedule after <paramref name="after"/> up to now (null if none came).</summary>
-    private DateTimeOffset? LatestFireAfter(DateTimeOffset after)
-    {
-        var schedule = _config().Schedule;
-        var now = _time.GetUtcNow();
-        if (after < now - TimeSpan.FromDays(1))
-        {
-            after = now - TimeSpan.FromDays(1);
-        }
-
-        DateTimeOffset? due = null;
-        for (var (next, guard) = (schedule.GetNextOccurrence(after), 0); next is { } fire && fire <= now && guard < 100_000; next = schedule.GetNextOccurrence(fire), guard++)
         {
             due = fire;
         }

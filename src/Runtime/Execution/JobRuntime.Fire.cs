@@ -217,7 +217,9 @@ internal sealed partial class JobRuntime
     {
         lock (_catchUps)
         {
-            items.ForEach(i => _catchUps.Remove(i)); // this run supersedes a pending catch-up of the same item
+            // This run supersedes a pending catch-up of the same item, of its fire or an earlier one. Not one of a later fire:
+            // a compensation of an older fire (failover) that takes the item first does not make up for it; it runs after.
+            items.Where(i => _catchUps.TryGetValue(i, out var pending) && pending <= fireTime).ToList().ForEach(i => _catchUps.Remove(i));
         }
 
         foreach (var item in items)
