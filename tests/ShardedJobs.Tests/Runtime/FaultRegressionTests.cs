@@ -152,4 +152,118 @@ public sealed class FaultRegressionTests : FailoverScenarios
         var interrupted = h.Log.For(fire, Job).Single(r => r.Item == 4 && !r.IsFailover);
         Assert.True(Compensations(h.Log.Runs, fire).Single(r => r.Item == 4).FencingToken > interrupted.FencingToken);
     }
+
+    [Fact]
+    public async Task A_restart_within_the_session_timeout_claims_nothing_before_it_registered_and_each_item_is_compensated_once()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        await StartThreeAsync(h, failover: true);
+        // Everything but item 3 runs long: A is busy with its own items (it leaves the flags to an idle instance for a while).
+        var fire = await InterruptedFireAsync(h, longItems: [0, 1, 2, 4, 5, 6, 7, 8]);
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await h.CrashAsync(h.Nodes.Single(n => n.InstanceId == "B"));
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(3));
+        var crashedC = h.Now;
+        await h.CrashAsync(h.Nodes.Single(n => n.InstanceId == "C"));
+
+        // C comes back at once with the same id and waits for its predecessor's session (until crash + T). B's departure is
+        // handled meanwhile. Before the fix the restarted C claimed B's items 4 and 5 on its predecessor's registration; when
+        // that session expired, C's departure was handled and took those claims (and the compensations' markers) for the
+        // predecessor's evidence: flagged again, and compensated a second time.
+        var restarting = h.StartNodeAsync("C", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.RunUntilAsync(_ => restarting.IsCompleted, h.SessionTimeout * 2, "the restarted C starts once the old session expired");
+        await restarting;
+        int[] unfinished = [0, 1, 2, 4, 5];
+        await h.RunUntilAsync(runs => unfinished.All(i => Compensations(runs, fire).Any(r => r.Item == i && r.Outcome is not null)),
+            DetectionBudget(h) + Long * 3, "every unfinished item compensated");
+        await h.AdvanceToAsync(h.Now + Long + TimeSpan.FromSeconds(2)); // room for a second compensation to show
+        await h.RunUntilAsync(runs => Compensations(runs, fire).All(r => r.Outcome is not null), Long * 2, "the compensations end");
+        Assert.All(unfinished, item => Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == item && r.IsFailover)));
+        Assert.All(Compensations(h.Log.Runs, fire).Where(r => r.Instance == "C"),
+            r => Assert.True(r.Started >= crashedC + h.SessionTimeout, $"C compensated item {r.Item} at {r.Started:HH:mm:ss.fff}, before it registered"));
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 3)); // the finished item is not run again
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task A_fire_missed_by_the_crashed_instance_survives_the_failover_of_its_compensation()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, duration: s => s.Item == 4 ? TimeSpan.FromSeconds(30) : Short);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // B dies with item 4 running and its session outlives the next fire: 4 is flagged for both fires (MissedFireTime).
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(13));
+        await h.CrashAsync(b);
+        await h.RunUntilAsync(runs => Compensations(runs, fire).Any(r => r.Item == 4), DetectionBudget(h) + TimeSpan.FromSeconds(2), "item 4 compensated");
+
+        // Its claimant dies too, before it has run either fire to the end. Before the fix the claim did not carry the missed
+        // fire, so the failover of the failover compensated the first fire only: item 4's run for the next fire was lost.
+        var claimant = h.Nodes.Single(n => n.InstanceId == Compensations(h.Log.Runs, fire).Single(r => r.Item == 4).Instance);
+        await h.AdvanceToAsync(h.Now + TimeSpan.FromSeconds(2));
+        await h.CrashAsync(claimant);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 4 && r.FireTime == next && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(30) + Long, $"item 4's fire {next:HH:mm:ss}, which B missed, compensated after its claimant died");
+        Assert.Single(h.Log.For(next, Job), r => r.Item == 4);
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task A_later_fire_that_found_the_item_still_running_is_compensated_when_the_instance_went_on_with_its_other_items()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, duration: s => s.Item == 4 ? TimeSpan.FromSeconds(20) : Short);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // At the next fire B starts 3 and 5 (its progress record moves on to that fire) and finds 4 still running: a catch-up
+        // is owed (the item's misfire flag). B dies before 4 ends. Before the fix the departure only looked at the progress
+        // record, which had missed no fire, so the compensation ran the first fire only: item 4's next fire was lost.
+        await h.AdvanceToAsync(next + TimeSpan.FromSeconds(2));
+        Assert.Equal([3, 5], h.Log.For(next, Job).Where(r => r.Instance == "B").Select(r => r.Item).Order());
+        Assert.NotNull(await h.Observer.ExistsAsync(new JobNodes(Job).ItemMisfire(4), cancellationToken: TestContext.Current.CancellationToken));
+        await h.CrashAsync(b);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 4 && r.FireTime == next && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(20) + Long, $"item 4's fire {next:HH:mm:ss}, which found it running on B, compensated");
+        Assert.Single(h.Log.For(next, Job), r => r.Item == 4);
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task A_claim_that_waits_for_the_claimant_s_own_run_of_the_item_is_kept_until_its_compensation_ends()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, c) = await StartThreeAsync(h, failover: true);
+        static TimeSpan First(ShardContext s) => s.Item == 4 ? TimeSpan.FromSeconds(30) : s.Item is 6 or 7 or 8 ? TimeSpan.FromSeconds(40) : Short;
+        var fire = await InterruptedFireAsync(h, duration: First);
+        var next = fire + TimeSpan.FromSeconds(15);
+        h.Script.Duration = s => s.FireTime == fire ? First(s) : s.FireTime == next && s.Item == 4 ? Long : Short;
+
+        // B and C die; A, busy with its own long items, leaves B's flagged item 4 waiting; the next fire gives A every item
+        // and A starts 4 for it; then A claims 4 (flags waited too long) while its own run of 4 goes on: the compensation
+        // waits for that run. Before the fix the end of A's own run settled the claim (deleted it, or moved it on to a missed
+        // fire) unrun: the compensation then ran without the claim that hands it (and a missed fire it owes) on if A dies.
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await Task.WhenAll(h.CrashAsync(b), h.CrashAsync(c));
+        var path = new JobNodes(Job).ItemFailover(4);
+        await h.RunUntilAsync(_ => h.Observer.GetStringAsync(path, TestContext.Current.CancellationToken).GetAwaiter().GetResult() is not null,
+            TimeSpan.FromSeconds(25), "A claims item 4");
+        var own = h.Log.For(next, Job).Single(r => r.Item == 4);
+        Assert.Equal("A", own.Instance);
+        Assert.Null(own.Outcome); // the claim was taken while A's own run of 4 went on
+
+        var compensationStarted = await h.RunUntilAsync(runs => Compensations(runs, fire).Any(r => r.Item == 4), Long + TimeSpan.FromSeconds(2),
+            "item 4 compensated once A's own run ended");
+        Assert.True(own.Ended <= compensationStarted);
+        var claim = await h.Observer.GetStringAsync(path, TestContext.Current.CancellationToken);
+        Assert.True(claim?.Contains("\"A\"", StringComparison.Ordinal) == true, $"the claim of item 4 is gone while its compensation runs: {claim ?? "no node"}");
+
+        await h.RunUntilAsync(runs => Compensations(runs, fire).All(r => r.Outcome is not null), TimeSpan.FromSeconds(35), "the compensation ends");
+        Assert.Null(await h.Observer.ExistsAsync(path, cancellationToken: TestContext.Current.CancellationToken)); // settled by its own end
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.IsFailover));
+        h.Log.AssertNoOverlap();
+    }
 }
