@@ -43,6 +43,13 @@ for trx in "$results"/*.trx; do
   skipped=$((skipped + $(get notExecuted)))
 done
 
+# The names of failed tests, just above the totals, so a CI log cut to its end still says what failed.
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$trx" \
+    | sed -n 's/.*testName="\([^"]*\)".*/FAILED: \1/p'
+done
+
 projects=$(grep -c 'Tests\.csproj"' Attributes.sln)
 status=0
 if [ $build_rc -ne 0 ] || [ $test_rc -ne 0 ] || [ $failed -ne 0 ]; then status=1; fi

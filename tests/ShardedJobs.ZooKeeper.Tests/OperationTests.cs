@@ -302,7 +302,9 @@ public sealed class OperationTests(ServerFixture fixture) : IClassFixture<Server
 
         var failure = await Assert.ThrowsAnyAsync<ZooKeeperException>(() => zk.AddAuthAsync("nosuchscheme", Bytes.Of("x"), Ct));
 
-        Assert.Equal(ZooKeeperErrorCode.AuthFailed, failure.Code);
+        // The server answers AuthFailed and closes the socket; when the close overtakes the reply (a reset discards what the
+        // client had not read yet) the call sees the connection lost, and the next connection's re-sent credentials end it.
+        Assert.Contains(failure.Code, new[] { ZooKeeperErrorCode.AuthFailed, ZooKeeperErrorCode.ConnectionLoss });
         await WaitUntilAsync(() => zk.State == ZooKeeperState.AuthFailed);
         var after = await Assert.ThrowsAsync<ZooKeeperException>(() => zk.ExistsAsync("/", cancellationToken: Ct));
         Assert.Equal(ZooKeeperErrorCode.AuthFailed, after.Code);

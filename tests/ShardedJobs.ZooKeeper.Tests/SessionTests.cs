@@ -153,8 +153,10 @@ public sealed class ServerRestartTests
     [Fact]
     public async Task Watches_survive_a_server_restart_within_the_session_and_auth_is_resent()
     {
-        await using var server = await ZooKeeperServer.StartAsync(cancellationToken: Ct);
-        var options = new ZooKeeperClientOptions { ConnectionString = server.ConnectionString, SessionTimeout = TimeSpan.FromSeconds(4), Digest = "bob:pw" };
+        // A session that outlives a slow restart: on a loaded machine the JVM can take longer than the 4 s the default tick allows
+        // to come back, and the session would expire instead of resuming — which is another test.
+        await using var server = await ZooKeeperServer.StartAsync(new ZooKeeperServerOptions { MaxSessionTimeoutMs = 30_000 }, Ct);
+        var options = new ZooKeeperClientOptions { ConnectionString = server.ConnectionString, SessionTimeout = TimeSpan.FromSeconds(20), Digest = "bob:pw" };
         await using var zk = await ZooKeeperClient.ConnectAsync(options, Ct);
         var root = ServerFixture.UniqueRoot();
         await zk.CreateAsync(root, Bytes.Of("0"), acl: ZooKeeperAcl.CreatorAll, cancellationToken: Ct);
@@ -168,7 +170,7 @@ public sealed class ServerRestartTests
         server.Kill();
         await OperationTests.WaitUntilAsync(() => zk.State == ZooKeeperState.Disconnected);
         await server.RestartAsync(Ct);
-        await OperationTests.WaitUntilAsync(() => zk.State == ZooKeeperState.Connected);
+        await OperationTests.WaitUntilAsync(() => zk.State == ZooKeeperState.Connected, TimeSpan.FromSeconds(30));
 
         Assert.Equal(sessionId, zk.SessionId);
         // Auth was re-sent: the creator-only node is still readable and writable.

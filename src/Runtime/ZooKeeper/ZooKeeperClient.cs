@@ -271,7 +271,9 @@ public sealed partial class ZooKeeperClient : IAsyncDisposable
     }
 
     /// <summary>Adds credentials to this session's connection, and to every future connection of it.</summary>
-    /// <remarks>Rejected credentials end the client in <see cref="ZooKeeperState.AuthFailed"/>, as the server closes the connection.</remarks>
+    /// <remarks>Rejected credentials end the client in <see cref="ZooKeeperState.AuthFailed"/>, as the server closes the connection.
+    /// The call itself fails with <see cref="ZooKeeperErrorCode.AuthFailed"/>, or with <see cref="ZooKeeperErrorCode.ConnectionLoss"/>
+    /// when the server's close overtakes its reply; the credentials are re-sent on the next connection, which then ends the client.</remarks>
     public async Task AddAuthAsync(string scheme, byte[] auth, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(scheme);
