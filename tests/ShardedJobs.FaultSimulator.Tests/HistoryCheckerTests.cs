@@ -79,6 +79,33 @@ public sealed class HistoryCheckerTests
     }
 
     [Fact]
+    public void A_compensation_launched_beside_an_unstoppable_run_is_excused_even_when_its_code_waited_for_a_slot_until_that_run_ended()
+    {
+        // As above, but a's compensation was launched at 26 (its marker written, its fencing token issued) and its code waited
+        // for a slot until 30, after b's run had completed at 29: it was started beside it all the same.
+        var cut = new CutOff("b", new Interval(At(22), At(27)), Frozen: false);
+        var runs = Clean();
+        runs[3] = Run(1, 20, "b", 20, 29);
+        var compensation = Run(1, 20, "a", 30, 32, failover: true, kind: "FAILOVER");
+        List<RunRecord> history = [.. runs, compensation];
+        var job = Job with { IgnoresCancellation = true };
+        var launched = new Dictionary<(string, string), DateTimeOffset> { [("a", compensation.TaskId)] = At(26) };
+        var report = HistoryChecker.Check(history, [job], Timeline(30, [cut]), launched);
+        Assert.True(report.Ok, report.Describe());
+        Assert.Equal(1, report.ExcusedDuplicates);
+
+        // Launched after b's run completed: a second run of a completed fire, not excused.
+        Assert.Equal(1, HistoryChecker.Check(history, [job], Timeline(30, [cut])).Duplicates);
+        Assert.Equal(1, HistoryChecker.Check(history, [job], Timeline(30, [cut]), new Dictionary<(string, string), DateTimeOffset> { [("a", compensation.TaskId)] = At(29.5) }).Duplicates);
+
+        // Left open by a's death: not a completion, but a start beside an unstoppable one is excused the same way.
+        List<RunRecord> open = [.. runs, Run(1, 20, "a", 26, null, outcome: null, failover: true, kind: "FAILOVER")];
+        var died = HistoryChecker.Check(open, [job], Timeline(30, [cut], [("a", At(31))]));
+        Assert.DoesNotContain(died.Violations, v => v.Rule == "started-after-completion");
+        Assert.Contains(HistoryChecker.Check(open, [Job], Timeline(30, [cut], [("a", At(31))])).Violations, v => v.Rule == "started-after-completion");
+    }
+
+    [Fact]
     public void Two_runs_of_one_item_at_the_same_time_overlap_unless_the_earlier_one_s_instance_was_frozen_longer_than_the_session_timeout()
     {
         var runs = new List<RunRecord> { Run(0, 10, "a", 10, 18, outcome: "cancelled"), Run(0, 10, "b", 15, 16, failover: true, kind: "FAILOVER"), Run(1, 10, "b", 10, 11), Run(0, 20, "b", 20, 21), Run(1, 20, "b", 20, 21) };

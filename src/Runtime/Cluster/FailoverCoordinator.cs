@@ -381,6 +381,63 @@ internal sealed class FailoverCoordinator
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="claim"/> is still this instance's, for the same fire and task: a compensation runs only under
+    /// its claim. A claim its departure handed back to failover (and that this instance may have claimed again, as a new
+    /// compensation) or that a finished compensation settled is not the one an older, still waiting compensation holds.
+    /// </summary>
+    public async Task<bool> StillClaimedAsync(FailoverClaim claim, CancellationToken cancellationToken) =>
+        await ReadOwnClaimAsync(claim.Item, cancellationToken).ConfigureAwait(false) is { } held
+        && held.Content.FireTime == claim.Flag.FireTime && held.Content.TaskId == claim.Flag.TaskId;
+
+    /// <summary>
+    /// A run of <paramref name="item"/> for <paramref name="fireTime"/> completed here after its session had ended: the
+    /// departure of that session flagged the item for that fire (the run was unfinished then, and ignored the cancellation),
+    /// but the fire is done now and its compensation would run it a second time. The flag still waiting for it is withdrawn
+    /// — or, when it also owes a later fire the crashed owner missed, it waits for that one only; a flag that only carries
+    /// this fire as its missed fire keeps its own. A flag claimed meanwhile is its claimant's business: a claimant that ran
+    /// the completed run itself (this instance) drops it when it comes to start the compensation.
+    /// </summary>
+    public async Task WithdrawCompletedAsync(int item, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var path = _nodes.FailoverItem(item);
+        for (var attempt = 1; attempt <= 5; attempt++)
+        {
+            var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (node is null || !JobNodeData.TryDecodeFailoverFlag(path, node.Data, out var flag, out _))
+            {
+                return;
+            }
+
+            RegistryOp operation;
+            if (flag!.FireTime == fireTime)
+            {
+                operation = flag.MissedFireTime is { } missed && missed > fireTime
+                    ? new RegistryOp.SetData(path, JobNodeData.Encode(flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, flag.CrashedInstance, missed), MissedFireTime = null }), node.Stat.Version)
+                    : new RegistryOp.Delete(path, node.Stat.Version);
+            }
+            else if (flag.MissedFireTime == fireTime)
+            {
+                operation = new RegistryOp.SetData(path, JobNodeData.Encode(flag with { MissedFireTime = null }), node.Stat.Version);
+            }
+            else
+            {
+                return; // it waits for other fires only
+            }
+
+            try
+            {
+                await _registry.MultiAsync([operation], cancellationToken).ConfigureAwait(false);
+                JobLog.FailoverDiscarded(_logger, _nodes.JobName, item, $"fire {fireTime:O} completed on {_instanceId} after its session had ended (the run outlived it)");
+                return;
+            }
+            catch (RegistryMultiException)
+            {
+                // claimed or changed meanwhile: read again
+            }
+        }
+    }
+
     /// <summary>This instance cannot compensate a claimed item now (job or item disabled, instance unavailable): the item waits again.</summary>
     public async Task ReturnClaimAsync(FailoverClaim claim, string reason, CancellationToken cancellationToken)
     {

@@ -80,6 +80,9 @@ internal sealed class ItemExecutor
         {
             await _concurrency.WaitAsync(cancellationToken).ConfigureAwait(false);
             waited = true;
+            // The slot may come free from an item the same cancellation just stopped (a shutdown or a fence cancels them all):
+            // an item that had not started must not start now, already cancelled, beside the compensation of its fire.
+            cancellationToken.ThrowIfCancellationRequested();
             result = await InvokeAsync(execution, shard, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -235,6 +235,25 @@ internal sealed partial class JobRuntime
 
         var fireTime = claim.Flag.FireTime;
         var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
+        if (!await _failover.StillClaimedAsync(claim, token).ConfigureAwait(false))
+        {
+            // Its claim is gone or is another one now (a departure of this instance's session handed it back and it may have
+            // been claimed again, by a compensation of its own; or that one ran and settled it): this one must not run.
+            _compensating.TryRemove(new KeyValuePair<int, FailoverClaim>(item, claim));
+            JobLog.FailoverDiscarded(_logger, Name, item, $"the claim for fire {fireTime:O} is no longer this compensation's");
+            return CompensationStart.Dropped;
+        }
+
+        if (CompletedHere(item, fireTime))
+        {
+            // The fire ran to its end here: the run the claim compensates outlived its session (it ignored the cancellation)
+            // and completed while the claim waited for the item; or the claim moved on to a fire its crashed owner missed,
+            // which this instance ran as the item's new owner after a re-sharding. Its compensation would run it twice; the
+            // claim is settled instead (or moves on to the later fire the crashed owner missed).
+            await SettleCompletedAsync(claim, taskId, token).ConfigureAwait(false);
+            return CompensationStart.Dropped;
+        }
+
         if (await _failover.RunElsewhereAsync(claim, token).ConfigureAwait(false))
         {
             await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
@@ -270,6 +289,129 @@ internal sealed partial class JobRuntime
         _compensationRuns[item] = taskId;
         Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved, started.Tokens);
         return CompensationStart.Started;
+    }
+
+    /// <summary>The claim's fire completed here: the claim is settled unrun (or moves on to the later fire the crashed owner
+    /// missed, compensated next).</summary>
+    private async Task SettleCompletedAsync(FailoverClaim claim, string taskId, CancellationToken token)
+    {
+        var next = await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
+        _compensating.TryRemove(new KeyValuePair<int, FailoverClaim>(claim.Item, claim));
+        JobLog.FailoverDiscarded(_logger, Name, claim.Item, $"fire {claim.Flag.FireTime:O} completed on this instance after all");
+        if (next is not null)
+        {
+            JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
+            _compensating[claim.Item] = next;
+            Track(CompensateAsync(next));
+        }
+    }
+
+    /// <summary>
+    /// A run of the item here just completed the fire a claim of this instance waits to compensate. The compensation would
+    /// find that out when it comes to start — but while this instance keeps the item busy (catch-ups one after another) it
+    /// never does, and a claim left standing is handed on when this instance leaves, and run twice. Settled now instead.
+    /// </summary>
+    private async Task SettleClaimOfCompletedFireAsync(FailoverClaim claim)
+    {
+        var token = _stopping.Token;
+        try
+        {
+            await _startGate.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        try
+        {
+            // Under the start gate, as a compensation's start: still the same claim, not launched meanwhile, still ours.
+            if (_compensating.TryGetValue(claim.Item, out var current) && current == claim && !_compensationRuns.ContainsKey(claim.Item)
+                && CompletedHere(claim.Item, claim.Flag.FireTime) && await _failover.StillClaimedAsync(claim, token).ConfigureAwait(false))
+            {
+                await SettleCompletedAsync(claim, NewTaskId([claim.Item], ExecutionSource.Failover, claim.Flag.FireTime), token).ConfigureAwait(false);
+            }
+        }
+        catch (RegistryException e)
+        {
+            // Its compensation's start settles it instead.
+            JobLog.RegistryCallFailed(_logger, Name, $"settling the claim of item {claim.Item}, whose fire {claim.Flag.FireTime:O} completed here", e.Message);
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _startGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Remembers that a fire of the item ran to its end here: the last 64 per item, and apart from them the last 16 that ended
+    /// after their session had (such ends are rare — one per lost session at most — and are what leaves a flag for a fire that
+    /// completed, so a run of catch-ups after them must not push them out).
+    /// </summary>
+    private void RecordCompletion(int item, DateTimeOffset fireTime, bool late)
+    {
+        lock (_completedHere)
+        {
+            Remember(_completedHere, 64);
+            if (late)
+            {
+                Remember(_completedLate, 16);
+            }
+        }
+
+        void Remember(Dictionary<int, List<DateTimeOffset>> completions, int most)
+        {
+            if (!completions.TryGetValue(item, out var fires))
+            {
+                completions[item] = fires = [];
+            }
+
+            if (!fires.Contains(fireTime))
+            {
+                fires.Add(fireTime);
+                if (fires.Count > most)
+                {
+                    fires.RemoveAt(0);
+                }
+            }
+        }
+    }
+
+    /// <summary>That fire of the item ran to its end on this instance (as far as it remembers: see <see cref="RecordCompletion"/>).</summary>
+    private bool CompletedHere(int item, DateTimeOffset fireTime)
+    {
+        lock (_completedHere)
+        {
+            return (_completedHere.TryGetValue(item, out var fires) && fires.Contains(fireTime))
+                || (_completedLate.TryGetValue(item, out var late) && late.Contains(fireTime));
+        }
+    }
+
+    /// <summary>Withdraws the flags of fires that completed here after their session had ended (each forgotten once done;
+    /// while the registry is away they wait for the recovery).</summary>
+    private async Task WithdrawLateCompletionsAsync()
+    {
+        foreach (var (item, fireTime) in _lateCompletions.Keys.OrderBy(k => k.FireTime).ToList())
+        {
+            if (_registry.State != RegistryState.Connected || _stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                await _failover.WithdrawCompletedAsync(item, fireTime, _stopping.Token).ConfigureAwait(false);
+                _lateCompletions.TryRemove((item, fireTime), out _);
+            }
+            catch (Exception e) when (e is RegistryException or OperationCanceledException)
+            {
+                JobLog.RegistryCallFailed(_logger, Name, $"withdrawing the failover flag of item {item}, whose fire {fireTime:O} completed here", e.Message);
+                return;
+            }
+        }
     }
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
@@ -463,6 +605,7 @@ internal sealed partial class JobRuntime
             }
         }
 
+        await WithdrawLateCompletionsAsync().ConfigureAwait(false); // before claiming: a flag of a fire done here must not be claimed
         Track(ClaimAndCompensateAsync());
         Track(RunCatchUpsAsync()); // fires skipped while the registry was away are caught up once
     }

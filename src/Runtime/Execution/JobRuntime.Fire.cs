@@ -247,7 +247,7 @@ internal sealed partial class JobRuntime
 
         // Cancelled by shutdown, and by self-fencing when this instance loses the registry for too long.
         var cancellation = CancellationTokenSource.CreateLinkedTokenSource(_executionsCancelled.Token, fence);
-        var task = Task.Run(() => _executor.RunAsync(execution, result => OnItemEndedAsync(result, taskId, session, config, fence), cancellation.Token));
+        var task = Task.Run(() => _executor.RunAsync(execution, result => OnItemEndedAsync(result, taskId, fireTime, session, config, fence), cancellation.Token));
         _executions[task] = true;
         _ = task.ContinueWith(t =>
         {
@@ -256,8 +256,12 @@ internal sealed partial class JobRuntime
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task OnItemEndedAsync(ShardResult result, string taskId, long session, JobConfig config, CancellationToken fence)
+    private async Task OnItemEndedAsync(ShardResult result, string taskId, DateTimeOffset fireTime, long session, JobConfig config, CancellationToken fence)
     {
+        var completed = result.Outcome is ShardOutcome.Succeeded or ShardOutcome.Failed;
+        // It ran to its end after the session it started in had ended (or while the registry was away, so that it may have):
+        // a job that ignores cancellation runs on past self-fencing, and that session's departure flagged it, unfinished then.
+        var completedLate = completed && FailoverActive && (session != _registry.SessionId || _registry.State != RegistryState.Connected);
         // An item cut short by shutdown or self-fencing did not finish: with failover, its marker (and claim) stay as the
         // evidence its compensation is made from.
         var cutShort = result.Outcome == ShardOutcome.Cancelled && (_stopping.IsCancellationRequested || fence.IsCancellationRequested);
@@ -275,6 +279,13 @@ internal sealed partial class JobRuntime
                 {
                     handOverNow = !_fenceTripped; // the recovery already ran and left it to its end: hand it over now
                 }
+            }
+
+            if (completed)
+            {
+                // Before it leaves the running set: a compensation of this very fire that waits for the item to be free here
+                // (claimed by this instance itself, say when its new session began) must find the fire done (StartCompensationAsync).
+                RecordCompletion(result.Item, fireTime, completedLate);
             }
 
             // From now on it does not run here (its marker's release below may wait for the registry): a fence must not count
@@ -307,11 +318,23 @@ internal sealed partial class JobRuntime
             Track(HandOverFencedAsync());
         }
 
+        if (completedLate)
+        {
+            // The fire is done now: the flag its old session's departure left must go, or a compensation runs the fire a second
+            // time. Without the registry yet, the recovery does it when it is back.
+            _lateCompletions[(result.Item, fireTime)] = true;
+            Track(WithdrawLateCompletionsAsync());
+        }
+
         if (nextFire is not null)
         {
             JobLog.CompensatingMissedFire(_logger, Name, claim!.Item, claim.Flag.FireTime, nextFire.Flag.FireTime);
             _compensating[nextFire.Item] = nextFire;
             Track(CompensateAsync(nextFire));
+        }
+        else if (completed && !compensationEnded && _compensating.TryGetValue(result.Item, out var waiting) && waiting.Flag.FireTime == fireTime)
+        {
+            Track(SettleClaimOfCompletedFireAsync(waiting)); // a claim of this instance waits to compensate the fire just completed
         }
 
         bool catchUp;

@@ -64,6 +64,12 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<Task, bool> _executions = new();
     private readonly ConcurrentDictionary<Task, bool> _background = new();
     private readonly Dictionary<int, DateTimeOffset> _catchUps = [];
+    // item -> the latest fires of it that ran to their end here (RecordCompletion), and apart from them those that ended after
+    // their session had (its departure flagged them); both guarded by _completedHere
+    private readonly Dictionary<int, List<DateTimeOffset>> _completedHere = [];
+    private readonly Dictionary<int, List<DateTimeOffset>> _completedLate = [];
+    // (item, fire) that completed here after the session they started in had ended: their flags are withdrawn
+    private readonly ConcurrentDictionary<(int Item, DateTimeOffset FireTime), bool> _lateCompletions = new();
     private readonly byte[] _registration;
     private volatile ResolvedJobConfig _resolved;
     private ITimer? _reconcileTimer;

@@ -266,4 +266,31 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.IsFailover));
         h.Log.AssertNoOverlap();
     }
+    [Fact]
+    public async Task A_run_that_outlived_its_session_and_then_completed_is_not_compensated_again()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        // A job that ignores cancellation: self-fencing cannot stop B's item 4. A and C stay busy with their own items, so
+        // nobody claims B's flag at once.
+        h.Script.HonourCancellation = false;
+        var fire = await InterruptedFireAsync(h, duration: s => s.Item == 4 ? TimeSpan.FromSeconds(14) : s.Item is 3 or 5 ? Short : TimeSpan.FromSeconds(40));
+
+        // B is cut off past its session timeout: its departure flags item 4 for this fire (unfinished then); B comes back in a
+        // new session while its run of 4 goes on, and that run completes. Before the fix the flag stayed: B claimed it as
+        // soon as its own run ended (or a busy instance did later) and ran the completed fire a second time.
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await h.CutAsync(b);
+        await h.AdvanceToAsync(h.Now + h.SessionTimeout + TimeSpan.FromSeconds(1));
+        Assert.NotNull(await h.Observer.ExistsAsync(new JobNodes(Job).FailoverItem(4), cancellationToken: TestContext.Current.CancellationToken));
+        await h.RestoreAsync(b);
+        await h.RunUntilAsync(runs => runs.Any(r => r.FireTime == fire && r.Item == 4 && !r.IsFailover && r.Outcome == "ok"), TimeSpan.FromSeconds(15),
+            "B's run of item 4 completes in its new session");
+        h.Script.HonourCancellation = true; // the runs from now on stop when the nodes are disposed
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(62)); // room for a compensation (A and C claim once they are free)
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
+        Assert.DoesNotContain(Compensations(h.Log.Runs, fire), r => r.Item == 4);
+        Assert.Null(await h.Observer.ExistsAsync(new JobNodes(Job).FailoverItem(4), cancellationToken: TestContext.Current.CancellationToken));
+        h.Log.AssertNoOverlap();
+    }
 }

@@ -152,7 +152,7 @@ public static class HistoryChecker
             {
                 var job = byJob.GetValueOrDefault(group.Key.Job);
                 var unconfirmed = completions.Take(completions.Count - 1)
-                    .Select(c => Unconfirmed(c, timeline) ?? Unstoppable(c, completions.Where(o => o != c && o.Started >= c.Started), job, timeline)).ToList();
+                    .Select(c => Unconfirmed(c, timeline) ?? Unstoppable(c, completions.Where(o => o != c && o.Started >= c.Started), job, timeline, launches)).ToList();
                 if (unconfirmed.All(u => u is not null))
                 {
                     excusedDuplicates += completions.Count - 1;
@@ -166,8 +166,18 @@ public static class HistoryChecker
             }
             else if (completions.Count == 1 && ordered.FirstOrDefault(r => r != completions[0] && r.Started >= completions[0].Started) is { } after)
             {
-                duplicates++;
-                violations.Add(new Violation("started-after-completion", $"{after} started after {completions[0]}"));
+                // A re-run started beside the completion under an excused overlap (the completing run could not be stopped) is
+                // the overlap's consequence, as for a second completion: excused the same way.
+                if (Unstoppable(completions[0], [after], byJob.GetValueOrDefault(group.Key.Job), timeline, launches) is { } why)
+                {
+                    excusedDuplicates++;
+                    excused.Add($"{completions[0]} | {after}: {why}");
+                }
+                else
+                {
+                    duplicates++;
+                    violations.Add(new Violation("started-after-completion", $"{after} started after {completions[0]}"));
+                }
             }
 
             foreach (var again in ordered.Skip(1).Where(r => !r.IsFailover))
@@ -414,9 +424,14 @@ public static class HistoryChecker
     /// Why a completion went on beside the compensation that re-ran its fire: the two overlapped, and the overlap is excused —
     /// its instance was frozen, or cut off running a job that ignores cancellation, longer than the session timeout. Nothing
     /// could stop that run, so its completion is the overlap's consequence (a fencing token lets a sink reject it).
+    /// <para>The re-run took the item at its execution's launch when known (its marker multi, which also issued the fencing
+    /// token that makes this run the stale writer), not only when its code got a slot: a compensation launched while this
+    /// run went on unstoppably was started beside it, as rule (iii) holds an item from its launch too.</para>
     /// </summary>
-    private static string? Unstoppable(RunRecord completion, IEnumerable<RunRecord> later, JobUnderTest? job, ClusterTimeline timeline) =>
-        later.Any(l => l.Started < completion.Ended) && Excuse(completion, job, timeline) is { } why ? $"it could not be stopped: {why}" : null;
+    private static string? Unstoppable(RunRecord completion, IEnumerable<RunRecord> later, JobUnderTest? job, ClusterTimeline timeline,
+        IReadOnlyDictionary<(string Instance, string TaskId), DateTimeOffset>? launches) =>
+        later.Any(l => (launches is not null && launches.TryGetValue((l.Instance, l.TaskId), out var launched) && launched < l.Started ? launched : l.Started) < completion.Ended)
+        && Excuse(completion, job, timeline) is { } why ? $"it could not be stopped: {why}" : null;
 
     private static string Time(DateTimeOffset time) => time.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 }
