@@ -20,6 +20,11 @@ internal sealed record StartResult(IReadOnlyList<int> Started, IReadOnlyList<int
     public IReadOnlyDictionary<int, DateTimeOffset> BusyWith { get; init; } = new Dictionary<int, DateTimeOffset>();
 }
 
+/// <summary>What <see cref="ExecutionMonitor.StartedAlreadyAsync"/> found.</summary>
+/// <param name="Started">Items whose fire is run (or compensated) elsewhere: not to start.</param>
+/// <param name="Claimed">Items a live instance claimed for the compensation of an earlier (or other) fire: not to start before it ran.</param>
+internal sealed record AlreadyHandled(IReadOnlyList<int> Started, IReadOnlyList<int> Claimed);
+
 /// <summary>
 /// Execution monitoring for one job on one instance: the persistent running markers (<c>sharding/{item}/running</c>: who runs
 /// the item, for which fire time and task id) and this instance's progress record.
@@ -273,7 +278,17 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     }
 
     /// <summary>Calls <paramref name="onFree"/> once when the item's running marker is gone (at once if it is gone already).</summary>
-    public async Task WhenFreeAsync(int item, Action onFree, CancellationToken cancellationToken)
+    public Task WhenFreeAsync(int item, Action onFree, CancellationToken cancellationToken) =>
+        WhenGoneAsync(_nodes.ItemRunning(item), onFree, cancellationToken);
+
+    /// <summary>
+    /// Calls <paramref name="onFree"/> once when the item's failover claim is gone (at once if there is none): its compensation
+    /// has ended and was settled. A claim that moves on to a missed fire stays, and is waited for still.
+    /// </summary>
+    public Task WhenUnclaimedAsync(int item, Action onFree, CancellationToken cancellationToken) =>
+        WhenGoneAsync(_nodes.ItemFailover(item), onFree, cancellationToken);
+
+    private async Task WhenGoneAsync(string path, Action onFree, CancellationToken cancellationToken)
     {
         var fired = 0;
         void Fire()
@@ -300,7 +315,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         {
             try
             {
-                if (await _registry.ExistsAsync(_nodes.ItemRunning(item), OnChange, cancellationToken).ConfigureAwait(false) is null)
+                if (await _registry.ExistsAsync(path, OnChange, cancellationToken).ConfigureAwait(false) is null)
                 {
                     Fire();
                 }
@@ -375,17 +390,18 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     /// <summary>
     /// The items of <paramref name="items"/> whose <paramref name="fireTime"/> is taken care of elsewhere: their latest start
     /// (the item node's record) is for that fire — by their previous owner, before a re-sharding moved them here — or a
-    /// failover flag or claim is for it. Not to start again.
+    /// failover flag or claim is for it (a claim also when it moves on to that fire once its own has run). Not to start
+    /// again. And, apart, the items a live instance has claimed for the compensation of another fire: those come first.
     /// </summary>
-    public async Task<IReadOnlyList<int>> StartedAlreadyAsync(IReadOnlyList<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    public async Task<AlreadyHandled> StartedAlreadyAsync(IReadOnlyList<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
     {
-        var started = await Task.WhenAll(items.Select(async item =>
+        var checks = await Task.WhenAll(items.Select(async item =>
         {
             var path = _nodes.Item(item);
             var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (node is { Data.Length: > 0 } && JobNodeData.TryDecodeItemMarker(path, node.Data, out var last, out _) && last!.FireTime == fireTime)
             {
-                return item;
+                return (item, Handled: true, Claimed: false);
             }
 
             // Or it waits for failover for this very fire (flagged as never started by its previous owner, or claimed):
@@ -394,14 +410,26 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             var flag = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (flag is not null && JobNodeData.TryDecodeFailoverFlag(flagPath, flag.Data, out var waiting, out _) && (waiting!.FireTime == fireTime || waiting.MissedFireTime == fireTime))
             {
-                return item;
+                return (item, Handled: true, Claimed: false);
             }
 
             var claimPath = _nodes.ItemFailover(item);
             var claim = await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return claim is not null && JobNodeData.TryDecodeItemMarker(claimPath, claim.Data, out var claimed, out _) && claimed!.FireTime == fireTime ? item : -1;
+            if (claim is null || !JobNodeData.TryDecodeItemMarker(claimPath, claim.Data, out var claimed, out _))
+            {
+                return (item, Handled: false, Claimed: false);
+            }
+
+            if (claimed!.FireTime == fireTime || claimed.MissedFireTime == fireTime)
+            {
+                return (item, Handled: true, Claimed: false);
+            }
+
+            // A claim of a dead instance is evidence its departure hands on (and deletes): it holds nothing back.
+            var live = await _registry.ExistsAsync(_nodes.Instance(claimed.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
+            return (item, Handled: false, Claimed: live);
         })).ConfigureAwait(false);
-        return [.. started.Where(i => i >= 0)];
+        return new AlreadyHandled([.. checks.Where(c => c.Handled).Select(c => c.item)], [.. checks.Where(c => c.Claimed).Select(c => c.item)]);
     }
 
     private async Task RunReleaseLoopAsync(CancellationToken token)

@@ -576,16 +576,22 @@ internal sealed class FailoverCoordinator
         foreach (var item in _view.Sharding.Owners.Keys)
         {
             // Not if the item has started that fire (or a later one) since: a re-sharding gave it to another instance, which ran it.
-            // A misfire flag is owed even while another instance still holds the item (a compensation of an earlier fire): the
-            // catch-up would have run once that ended, and so does the compensation of this flag (it waits for the item).
+            // Owed even while another instance still holds the item (a compensation of an earlier fire), whether the fire found it
+            // so (its misfire flag) or the instance was gone by then: alive, it would have caught the fire up once that run ended,
+            // and so does the compensation of this flag (it waits for the item). Not when what holds the item runs or owes that
+            // fire already (a compensation that moves on to it). The instance's own marker and claim were flagged before this.
             if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state)
-                && ((allMissed && state.Marker is null && state.Claim is null) || (state.Misfired && _config().Config.Misfire))
+                && ((allMissed && !Covers(state.Marker, missed) && !Covers(state.Claim, missed)) || (state.Misfired && _config().Config.Misfire))
                 && !(state.LastStart is { } last && last.FireTime >= missed))
             {
                 yield return (item, missed);
             }
         }
     }
+
+    /// <summary>The run (or compensation) <paramref name="held"/> records is for <paramref name="fire"/> or a later fire, or moves on to one.</summary>
+    private static bool Covers(Versioned<ItemMarker>? held, DateTimeOffset fire) =>
+        held is { Content: var marker } && (marker.FireTime >= fire || marker.MissedFireTime >= fire);
 
     /// <summary>The latest fire that came after the last one <paramref name="instanceId"/> started (and after its assignment was
     /// made), up to now; null when it missed none or has no assignment.</summary>

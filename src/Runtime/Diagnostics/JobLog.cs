@@ -161,6 +161,12 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3082, Level = LogLevel.Warning, Message = "Job '{Job}': instance id '{InstanceId}' is still registered by its previous session (a restart within the session timeout); waiting up to {Patience} for that session to expire, so that its unfinished items are handed over first")]
     public static partial void WaitingForPredecessor(ILogger logger, string job, string instanceId, TimeSpan patience);
 
+    [LoggerMessage(EventId = 3088, Level = LogLevel.Information, Message = "Job '{Job}': fire {FireTime:O} of item(s) {Items} waits for the compensation their failover claim holds them for ({Then})")]
+    public static partial void DeferredBehindCompensationCore(ILogger logger, string job, DateTimeOffset fireTime, string items, string then);
+
+    public static void DeferredBehindCompensation(ILogger logger, string job, DateTimeOffset fireTime, string items, bool catchUp) =>
+        DeferredBehindCompensationCore(logger, job, fireTime, items, catchUp ? "caught up once right after it" : "not run: Misfire is off");
+
     [LoggerMessage(EventId = 3083, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} were started already by their previous owner before a re-sharding moved them here; not started again")]
     public static partial void AlreadyStarted(ILogger logger, string job, DateTimeOffset fireTime, string items);
 

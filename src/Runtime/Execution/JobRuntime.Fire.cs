@@ -155,11 +155,13 @@ internal sealed partial class JobRuntime
             items.RemoveAll(i => _runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime);
             var busy = items.Where(_runningHere.ContainsKey).ToList();
             items.RemoveAll(busy.Contains);
+            List<int> claimed = [];
             if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire))
             {
                 // The assignment changed since this instance last started items (or this is a catch-up): an item may have run
                 // this very fire already on its previous owner, before the re-sharding moved it here.
-                var already = await _monitor.StartedAlreadyAsync(items, fireTime, token).ConfigureAwait(false);
+                var handled = await _monitor.StartedAlreadyAsync(items, fireTime, token).ConfigureAwait(false);
+                var already = handled.Started;
                 if (already.Count > 0)
                 {
                     items.RemoveAll(already.Contains);
@@ -169,6 +171,16 @@ internal sealed partial class JobRuntime
                         already.Where(i => _catchUps.TryGetValue(i, out var pending) && pending == fireTime).ToList().ForEach(i => _catchUps.Remove(i));
                     }
                 }
+
+                // A compensation claimed for another fire goes first. A catch-up starts the moment the item's run ends,
+                // well before the compensation waiting for that end can (it learns of it by a watch), so an item whose
+                // runs outlast the interval was caught up back to back for ever and its compensation — with every other
+                // flag its claimant's capacity kept waiting — never ran: those fires were lost. (A fire on schedule checks
+                // only after a re-sharding: it finds the item free only between runs, so it cannot starve a compensation; the
+                // stable cluster's fire costs no extra reads; and a claim its claimant lost track of cannot hold the item back
+                // for good.)
+                claimed = [.. handled.Claimed.Where(items.Contains)];
+                items.RemoveAll(claimed.Contains);
             }
 
             var taskId = NewTaskId(items, source, fireTime);
@@ -200,6 +212,11 @@ internal sealed partial class JobRuntime
             if (busy.Count > 0)
             {
                 await OnMisfireAsync(busy, fireTime, config, token).ConfigureAwait(false);
+            }
+
+            if (claimed.Count > 0)
+            {
+                await DeferBehindClaimsAsync(claimed, fireTime, config, token).ConfigureAwait(false);
             }
 
             if (items.Count > 0)
@@ -348,9 +365,12 @@ internal sealed partial class JobRuntime
             Track(RunCatchUpsAsync());
         }
 
-        if (!RunsOwnItems && !_stopping.IsCancellationRequested)
+        if (!_stopping.IsCancellationRequested)
         {
-            Track(ClaimAndCompensateAsync()); // enquiry: own items done (or a compensation freed capacity): take what waits
+            // Enquiry: own items done (or a compensation freed capacity): take what waits. Still busy, it claims once the flags
+            // have waited long enough: an instance whose items outlast the interval is never idle, and without asking again at
+            // item ends, flags left over after its one delayed claim waited until the membership changed.
+            Track(ClaimAndCompensateAsync());
         }
     }
 
@@ -382,6 +402,35 @@ internal sealed partial class JobRuntime
         {
             // Running elsewhere: catch up when its marker goes. (Running here: OnItemEndedAsync does it.)
             Track(_monitor.WhenFreeAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
+        }
+    }
+
+    /// <summary>
+    /// Items whose fire waits for the compensation another fire's claim holds them for: owed once, like a misfire (the latest
+    /// fire waiting wins), and caught up once that claim is settled — not when the running marker goes, which may be before the
+    /// compensation has even started (a catch-up then would overtake it again, at the same instant, over and over).
+    /// </summary>
+    private async Task DeferBehindClaimsAsync(List<int> items, DateTimeOffset fireTime, JobConfig config, CancellationToken token)
+    {
+        JobLog.DeferredBehindCompensation(_logger, Name, fireTime, string.Join(",", items.Order()), config.Misfire);
+        if (!config.Misfire)
+        {
+            return;
+        }
+
+        lock (_catchUps)
+        {
+            foreach (var item in items)
+            {
+                _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
+            }
+        }
+
+        // The misfire flag is the evidence of the owed catch-up should this instance leave before it ran.
+        await _monitor.SetMisfireAsync(items, token).ConfigureAwait(false);
+        foreach (var item in items)
+        {
+            Track(_monitor.WhenUnclaimedAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
         }
     }
 
