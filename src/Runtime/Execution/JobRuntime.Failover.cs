@@ -237,9 +237,8 @@ internal sealed partial class JobRuntime
         var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
         if (await _failover.RunElsewhereAsync(claim, token).ConfigureAwait(false))
         {
-            await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
-            _compensating.TryRemove(item, out _);
             JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} was run by the item's new owner after a re-sharding");
+            await DropCompensationAsync(claim, taskId, token).ConfigureAwait(false);
             return CompensationStart.Dropped;
         }
 
@@ -255,9 +254,8 @@ internal sealed partial class JobRuntime
             if (started.BusyWith.TryGetValue(item, out var heldFor) && heldFor == fireTime)
             {
                 // A run of this very fire holds the item (its new owner ran it after a re-sharding): it is that fire's run.
-                await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
-                _compensating.TryRemove(item, out _);
                 JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} is being run by another instance already");
+                await DropCompensationAsync(claim, taskId, token).ConfigureAwait(false);
                 return CompensationStart.Dropped;
             }
 
@@ -270,6 +268,24 @@ internal sealed partial class JobRuntime
         _compensationRuns[item] = taskId;
         Launch(fireTime, ExecutionSource.Failover, taskId, [item], resolved, started.Tokens);
         return CompensationStart.Started;
+    }
+
+    /// <summary>
+    /// The claimed fire was run by another run: the claim goes — or moves on to the later fire its crashed owner also missed
+    /// (<see cref="FailoverFlag.MissedFireTime"/>), which nobody else runs: that one is compensated next, as after a run.
+    /// </summary>
+    private async Task DropCompensationAsync(FailoverClaim claim, string taskId, CancellationToken token)
+    {
+        var next = await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
+        if (next is null)
+        {
+            _compensating.TryRemove(claim.Item, out _);
+            return;
+        }
+
+        JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
+        _compensating[next.Item] = next;
+        Track(CompensateAsync(next)); // after this start phase releases the gate
     }
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>

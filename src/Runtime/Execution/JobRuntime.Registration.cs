@@ -211,7 +211,7 @@ internal sealed partial class JobRuntime
                 return;
             }
 
-            var data = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally()));
+            var data = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally(), _firesAfter));
             await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), data, _stopping.Token).ConfigureAwait(false);
             JobLog.RegistrationRestored(_logger, Name, _instanceId);
         }

@@ -64,7 +64,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<Task, bool> _executions = new();
     private readonly ConcurrentDictionary<Task, bool> _background = new();
     private readonly Dictionary<int, DateTimeOffset> _catchUps = [];
-    private readonly byte[] _registration;
+    private DateTimeOffset _firesAfter; // this incarnation runs the fires strictly after it (its trigger starts from it)
     private volatile ResolvedJobConfig _resolved;
     private ITimer? _reconcileTimer;
     private ITimer? _fenceTimer;
@@ -95,7 +95,6 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         _logger = context.LoggerFactory.CreateLogger("ShardedJobs.Job");
         _resolved = ResolvedJobConfig.TryResolve(settings.Config, context.Strategies, out var problems)
             ?? throw new InvalidOperationException($"Job '{definition.Name}' has an invalid configuration: {string.Join("; ", problems)}");
-        _registration = JobNodeData.Encode(new InstanceRegistration(_instanceId, context.ServerIp));
         _view = new JobClusterView(_registry, _nodes, _instanceId, settings.Config.Shards, _logger, _time);
         _election = new LeaderElection(_registry, _nodes.LeaderInstance, _instanceId);
         _sharding = new ShardingCoordinator(_registry, _nodes, _view, _election, context.Strategies, () => _resolved.Config, _instanceId, _logger, _metrics, _time);
@@ -149,7 +148,11 @@ internal sealed partial class JobRuntime : IAsyncDisposable
 
         await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), cancellationToken).ConfigureAwait(false);
         await _registry.EnsurePathAsync(_nodes.Instances, cancellationToken).ConfigureAwait(false);
-        await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), _registration, cancellationToken).ConfigureAwait(false);
+        // The trigger starts from the instant the registration names (not from a later "now"), so that the leader, reading it,
+        // knows exactly which fires this incarnation runs: a fire between this instant and the trigger's start runs at once.
+        _firesAfter = _time.GetUtcNow();
+        var registration = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, FiresAfter: _firesAfter));
+        await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), registration, cancellationToken).ConfigureAwait(false);
         _registered = true;
         _knownInstances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
         _registry.SessionChanged += OnSessionChanged;
@@ -173,7 +176,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
             _reconcileTimer = _time.CreateTimer(_ => Track(ReconcileAsync()), null, interval, interval);
         }
 
-        _trigger.Start();
+        _trigger.Start(_firesAfter);
         if (_view.TriggerRequested)
         {
             Track(HandleTriggerRequestAsync());

@@ -266,4 +266,32 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.IsFailover));
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task An_instance_that_starts_on_a_fire_by_its_own_clock_but_is_sharded_into_it_has_its_items_of_that_fire_run_once()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        await StartThreeAsync(h, failover: true);
+        await InterruptedFireAsync(h, longItems: []);
+        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15);
+
+        // D's clock is half a second ahead: it starts a quarter second before the fire by the cluster's clock, past it by its
+        // own, so its first fire is the one after. It registered before the leader's sharding at the fire read the instances,
+        // so that sharding gives it items. Before the fix nobody ran those items of that fire.
+        await h.AdvanceToAsync(fire - TimeSpan.FromMilliseconds(250));
+        var d = await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure, clockSkew: TimeSpan.FromMilliseconds(500));
+        Assert.Equal(fire + TimeSpan.FromSeconds(15), d.Job(Job).NextFireTime);
+
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(10), "every item of the fire ends");
+        Assert.Contains("D", (await h.AssignmentAsync(Job, 9)).Values);
+        h.Log.AssertEachItemOnce(fire, 9, Job);
+        Assert.DoesNotContain(h.Log.For(fire, Job), r => r.Instance == "D" || r.IsFailover);
+
+        // From the next fire on, D runs its items itself.
+        var next = fire + TimeSpan.FromSeconds(15);
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(20), "every item of the next fire ends");
+        Assert.Contains(h.Log.For(next, Job), r => r.Instance == "D");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
