@@ -211,6 +211,31 @@ internal sealed class FailoverCoordinator
         return [];
     }
 
+    /// <summary>The items of <paramref name="items"/> whose <paramref name="fireTime"/> (or a later fire) a waiting flag or a claim
+    /// answers for: failover runs that fire of them.</summary>
+    public async Task<IReadOnlyList<int>> AnsweredByFailoverAsync(IReadOnlyCollection<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var answered = new List<int>();
+        foreach (var item in items.Order())
+        {
+            var flagNode = await _registry.GetAsync(_nodes.FailoverItem(item), cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (flagNode is not null && JobNodeData.TryDecodeFailoverFlag(_nodes.FailoverItem(item), flagNode.Data, out var flag, out _)
+                && (flag!.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime) >= fireTime)
+            {
+                answered.Add(item);
+                continue;
+            }
+
+            if (await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false) is { } claim
+                && (claim.Content.MissedFireTime ?? claim.Content.FireTime) >= fireTime)
+            {
+                answered.Add(item);
+            }
+        }
+
+        return answered;
+    }
+
     /// <summary>
     /// This instance cut items short while it was cut off (self-fencing) and is back: it flags them itself, if they are still its
     /// own (their markers carry its task ids) and its departure was not handled meanwhile (its progress record, at the version
@@ -593,14 +618,21 @@ internal sealed class FailoverCoordinator
             // Not if the item has started that fire (or a later one) since: a re-sharding gave it to another instance, which ran it.
             // A misfire flag is owed even while another instance still holds the item (a compensation of an earlier fire): the
             // catch-up would have run once that ended, and so does the compensation of this flag (it waits for the item).
+            // A marker or claim of another instance for an earlier fire (a compensation of a fire before this one, say) does not
+            // answer for this fire: the flag waits for that run to end, as a claim waits for a live claim.
             if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state)
-                && ((allMissed && state.Marker is null && state.Claim is null) || (state.Misfired && _config().Config.Misfire))
+                && ((allMissed && Unanswered(state.Marker, instanceId, missed) && Unanswered(state.Claim, instanceId, missed)) || (state.Misfired && _config().Config.Misfire))
                 && !(state.LastStart is { } last && last.FireTime >= missed))
             {
                 yield return (item, missed);
             }
         }
     }
+
+    /// <summary>No run or claim of the item answers for <paramref name="fire"/>: there is none, or it is another instance's and
+    /// for an earlier fire. (The departed instance's own are flagged from themselves.)</summary>
+    private static bool Unanswered(Versioned<ItemMarker>? evidence, string instanceId, DateTimeOffset fire) =>
+        evidence is null || (evidence.Content.Instance != instanceId && (evidence.Content.MissedFireTime ?? evidence.Content.FireTime) < fire);
 
     /// <summary>The latest fire that came after the last one <paramref name="instanceId"/> started (and after its assignment was
     /// made), up to now; null when it missed none or has no assignment.</summary>

@@ -522,19 +522,35 @@ internal sealed partial class JobRuntime
     /// <summary>
     /// On a new session: the progress record is this instance's claim to its evidence. Gone: the others handled the departure;
     /// start afresh. Still there: bump its version first, so an instance still handling the old departure fails its multi
-    /// (this instance is live again and handles its own items).
+    /// (this instance is live again and handles its own items). The registration comes back in the same multi: never one
+    /// without the other, or a death right after would leave a departure nobody handles (see <see cref="RegisterAsync"/>).
     /// </summary>
     private async Task ReclaimProgressAsync()
     {
         var path = _nodes.Progress(_instanceId);
-        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
-        _departureHandedOver = node is null;
-        if (node is null)
+        var registration = _nodes.Instance(_instanceId);
+        if (await _registry.ExistsAsync(registration, cancellationToken: _stopping.Token).ConfigureAwait(false) is { } stat
+            && stat.EphemeralOwner == _registry.SessionId)
         {
-            await EnsureNodeAsync(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), _stopping.Token).ConfigureAwait(false);
+            // An earlier attempt's multi was applied and its reply lost: both are back, and _departureHandedOver was set then.
+            Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
             return;
         }
 
-        await _registry.SetAsync(path, node.Data, node.Stat.Version, _stopping.Token).ConfigureAwait(false);
+        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
+        _departureHandedOver = node is null;
+        RegistryOp progress = node is null
+            ? new RegistryOp.Create(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())))
+            : new RegistryOp.SetData(path, node.Data, node.Stat.Version);
+        await _registry.EnsurePathAsync(_nodes.Instances, _stopping.Token).ConfigureAwait(false);
+        await _registry.MultiAsync([progress, new RegistryOp.Create(registration, RegistrationData(), NodeKind.Ephemeral)], _stopping.Token).ConfigureAwait(false);
+        if (node is null)
+        {
+            // Until now this instance had neither registration nor progress record: a fire of the others meanwhile may have
+            // flagged its items of a fire that came due in that time (FlagUnrunAsync). Such fires check before running here.
+            Interlocked.Exchange(ref _reregisteredAtTicks, _time.GetUtcNow().UtcTicks);
+        }
+
+        Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
     }
 }

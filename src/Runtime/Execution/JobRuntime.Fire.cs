@@ -156,7 +156,20 @@ internal sealed partial class JobRuntime
             items.RemoveAll(i => _runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime);
             var busy = items.Where(_runningHere.ContainsKey).ToList();
             items.RemoveAll(busy.Contains);
-            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire || forLateJoiners.Count > 0))
+            // A fire that came due while this instance was back on a new session but not yet registered again (its departure
+            // handled): another instance may have flagged its items of this fire as never started, or compensated them already.
+            var dueWhileUnregistered = FailoverActive && !catchUp && fireTime.UtcTicks <= Interlocked.Read(ref _reregisteredAtTicks);
+            if (dueWhileUnregistered && items.Count > 0)
+            {
+                var answered = await _failover.AnsweredByFailoverAsync(items, fireTime, token).ConfigureAwait(false);
+                if (answered.Count > 0)
+                {
+                    items.RemoveAll(answered.Contains);
+                    JobLog.FailoverDiscarded(_logger, Name, answered[0], $"item(s) {string.Join(",", answered)} of fire {fireTime:O} are flagged for failover already (they came due before this instance registered again); not started here");
+                }
+            }
+
+            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire || forLateJoiners.Count > 0 || dueWhileUnregistered))
             {
                 // The assignment changed since this instance last started items (or this is a catch-up): an item may have run
                 // this very fire already on its previous owner, before the re-sharding moved it here.

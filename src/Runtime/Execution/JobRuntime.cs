@@ -65,6 +65,8 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<Task, bool> _background = new();
     private readonly Dictionary<int, DateTimeOffset> _catchUps = [];
     private DateTimeOffset _firesAfter; // this incarnation runs the fires strictly after it (its trigger starts from it)
+    private long _registrationSession;   // the session this instance's registration was last written in
+    private long _reregisteredAtTicks = long.MinValue; // when a new session's registration came back after a handled departure
     private volatile ResolvedJobConfig _resolved;
     private ITimer? _reconcileTimer;
     private ITimer? _fenceTimer;
@@ -146,13 +148,12 @@ internal sealed partial class JobRuntime : IAsyncDisposable
             await _failover.FlagDepartedAsync(_instanceId, "left without handing over (an earlier run of this instance id)", cancellationToken).ConfigureAwait(false);
         }
 
-        await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), cancellationToken).ConfigureAwait(false);
+        await _registry.EnsurePathAsync(_nodes.ProgressRoot, cancellationToken).ConfigureAwait(false);
         await _registry.EnsurePathAsync(_nodes.Instances, cancellationToken).ConfigureAwait(false);
         // The trigger starts from the instant the registration names (not from a later "now"), so that the leader, reading it,
         // knows exactly which fires this incarnation runs: a fire between this instant and the trigger's start runs at once.
         _firesAfter = _time.GetUtcNow();
-        var registration = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, FiresAfter: _firesAfter));
-        await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), registration, cancellationToken).ConfigureAwait(false);
+        await RegisterWithProgressAsync(cancellationToken).ConfigureAwait(false);
         _registered = true;
         _knownInstances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
         _registry.SessionChanged += OnSessionChanged;

@@ -294,4 +294,34 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task An_instance_that_dies_on_a_new_session_before_reclaiming_its_progress_does_not_leave_its_next_fire_to_nobody()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // B is cut off past its session timeout: the others handle its departure (its progress record goes).
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await h.CutAsync(b);
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2) + h.SessionTimeout + TimeSpan.FromSeconds(1));
+
+        // Back on a new session, B cannot reclaim its progress record (those requests fail), and dies just before the next
+        // fire, its new session outliving that fire. Before the fix the registry had put its registration back on the new
+        // session anyway: registered without a progress record, B was given items at the next fire, and its later departure
+        // looked handled already, so nobody ran them.
+        b.Registry.Faults = (operation, path) => operation is "get" or "exists" && path.EndsWith("/progress/B", StringComparison.Ordinal)
+            ? RegistryFault.NotSent
+            : RegistryFault.None;
+        await h.AdvanceToAsync(next - TimeSpan.FromSeconds(2));
+        await h.RestoreAsync(b);
+        await h.AdvanceToAsync(next - TimeSpan.FromSeconds(1));
+        await h.CrashAsync(b);
+
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, DetectionBudget(h) + TimeSpan.FromSeconds(10), "every item of the next fire ends");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
