@@ -140,6 +140,103 @@ internal sealed class FailoverCoordinator
     }
 
     /// <summary>
+    /// A fire of <paramref name="fireTime"/> found <paramref name="items"/> assigned to <paramref name="owner"/>, which has no
+    /// registration: nobody runs them at that fire (the leader that would re-shard may be gone too, its session not yet expired).
+    /// If the owner's departure has not been handled, it is handled now (this clock has reached the fire, so the fire is among
+    /// those it missed). If it has been — before this fire came due, so its handling could not flag it — each such item not
+    /// started for this fire (or a later one) is flagged as never started by its owner, in one multi that checks every item
+    /// node's version (a start bumps it): the fire is compensated once, however many instances see it. Returns the items flagged.
+    /// </summary>
+    public async Task<IReadOnlyList<int>> FlagUnrunAsync(string owner, IReadOnlyCollection<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; attempt <= 5; attempt++)
+        {
+            if (await _registry.ExistsAsync(_nodes.Instance(owner), cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return []; // live after all (the view lagged, or it came back): it answers for its fires itself
+            }
+
+            if (await _registry.ExistsAsync(_nodes.Progress(owner), cancellationToken: cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return await FlagDepartedAsync(owner, "left (its registration is gone; found by a fire its assignment still names)", cancellationToken).ConfigureAwait(false);
+            }
+
+            // The item nodes' versions first, then their last starts: a start between the two reads fails the multi's checks.
+            var versions = new Dictionary<int, int>();
+            foreach (var item in items.Where(i => Owns(owner, i)).Order())
+            {
+                if (await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false) is { } stat)
+                {
+                    versions[item] = stat.Version;
+                }
+            }
+
+            var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
+            var plan = new FlagPlan(_time.GetUtcNow());
+            foreach (var (item, version) in versions)
+            {
+                if (!evidence.Items.TryGetValue(item, out var state)
+                    || (state.LastStart is { } last && last.FireTime >= fireTime)
+                    || (state.Claim is { } claim && (claim.Content.MissedFireTime ?? claim.Content.FireTime) >= fireTime))
+                {
+                    continue; // run for this fire already (a re-sharding moved it), or a compensation answers for it
+                }
+
+                plan.Flag(item, new FailoverFlag(owner, fireTime, NeverStartedTaskId(item, owner, fireTime)));
+                plan.Operations.Add(new RegistryOp.Check(_nodes.Item(item), version));
+            }
+
+            if (plan.Flags.Count == 0)
+            {
+                return [];
+            }
+
+            await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _registry.EnsurePathAsync(_nodes.FailoverItems, cancellationToken).ConfigureAwait(false);
+                await _registry.MultiAsync(plan.Operations, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryMultiException) when (attempt < 5)
+            {
+                continue; // an item started, or a flag changed, between the reads and the multi: read again
+            }
+
+            var flagged = plan.Flags.Keys.Order().ToList();
+            _metrics.FailoversFlagged(_nodes.JobName, flagged.Count);
+            JobLog.DepartureHandled(_logger, _nodes.JobName, owner, $"is gone but still assigned item(s) at fire {fireTime:O}", string.Join(",", flagged));
+            return flagged;
+        }
+
+        return [];
+    }
+
+    /// <summary>The items of <paramref name="items"/> whose <paramref name="fireTime"/> (or a later fire) a waiting flag or a claim
+    /// answers for: failover runs that fire of them.</summary>
+    public async Task<IReadOnlyList<int>> AnsweredByFailoverAsync(IReadOnlyCollection<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var answered = new List<int>();
+        foreach (var item in items.Order())
+        {
+            var flagNode = await _registry.GetAsync(_nodes.FailoverItem(item), cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (flagNode is not null && JobNodeData.TryDecodeFailoverFlag(_nodes.FailoverItem(item), flagNode.Data, out var flag, out _)
+                && (flag!.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime) >= fireTime)
+            {
+                answered.Add(item);
+                continue;
+            }
+
+            if (await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false) is { } claim
+                && (claim.Content.MissedFireTime ?? claim.Content.FireTime) >= fireTime)
+            {
+                answered.Add(item);
+            }
+        }
+
+        return answered;
+    }
+
+    /// <summary>
     /// This instance cut items short while it was cut off (self-fencing) and is back: it flags them itself, if they are still its
     /// own (their markers carry its task ids) and its departure was not handled meanwhile (its progress record, at the version
     /// read, is the guard). Returns the items flagged.
@@ -576,12 +673,12 @@ internal sealed class FailoverCoordinator
         foreach (var item in _view.Sharding.Owners.Keys)
         {
             // Not if the item has started that fire (or a later one) since: a re-sharding gave it to another instance, which ran it.
-            // Owed even while another instance still holds the item (a compensation of an earlier fire), whether the fire found it
-            // so (its misfire flag) or the instance was gone by then: alive, it would have caught the fire up once that run ended,
-            // and so does the compensation of this flag (it waits for the item). Not when what holds the item runs or owes that
-            // fire already (a compensation that moves on to it). The instance's own marker and claim were flagged before this.
+            // A misfire flag is owed even while another instance still holds the item (a compensation of an earlier fire): the
+            // catch-up would have run once that ended, and so does the compensation of this flag (it waits for the item).
+            // A marker or claim of another instance for an earlier fire (a compensation of a fire before this one, say) does not
+            // answer for this fire: the flag waits for that run to end, as a claim waits for a live claim.
             if (Owns(instanceId, item) && evidence.Items.TryGetValue(item, out var state)
-                && ((allMissed && !Covers(state.Marker, missed) && !Covers(state.Claim, missed)) || (state.Misfired && _config().Config.Misfire))
+                && ((allMissed && Unanswered(state.Marker, instanceId, missed) && Unanswered(state.Claim, instanceId, missed)) || (state.Misfired && _config().Config.Misfire))
                 && !(state.LastStart is { } last && last.FireTime >= missed))
             {
                 yield return (item, missed);
@@ -589,9 +686,10 @@ internal sealed class FailoverCoordinator
         }
     }
 
-    /// <summary>The run (or compensation) <paramref name="held"/> records is for <paramref name="fire"/> or a later fire, or moves on to one.</summary>
-    private static bool Covers(Versioned<ItemMarker>? held, DateTimeOffset fire) =>
-        held is { Content: var marker } && (marker.FireTime >= fire || marker.MissedFireTime >= fire);
+    /// <summary>No run or claim of the item answers for <paramref name="fire"/>: there is none, or it is another instance's and
+    /// for an earlier fire. (The departed instance's own are flagged from themselves.)</summary>
+    private static bool Unanswered(Versioned<ItemMarker>? evidence, string instanceId, DateTimeOffset fire) =>
+        evidence is null || (evidence.Content.Instance != instanceId && (evidence.Content.MissedFireTime ?? evidence.Content.FireTime) < fire);
 
     /// <summary>The latest fire that came after the last one <paramref name="instanceId"/> started (and after its assignment was
     /// made), up to now; null when it missed none or has no assignment.</summary>
@@ -659,11 +757,15 @@ internal sealed class FailoverCoordinator
 
     /// <summary>
     /// Whether the fire of <paramref name="claim"/> has been started for its item by another run since the interruption it
-    /// compensates: a re-sharding gave the item to an instance that ran that fire as its own. Its compensation would run it twice.
+    /// compensates: a re-sharding gave the item to an instance that ran that fire as its own (or, for a fire flagged as never
+    /// started, anyone started it). Its compensation would run it twice.
     /// </summary>
     public async Task<bool> RunElsewhereAsync(FailoverClaim claim, CancellationToken cancellationToken) =>
         await ReadMarkerAsync(_nodes.Item(claim.Item), cancellationToken).ConfigureAwait(false) is { } last
-        && last.Content.FireTime == claim.Flag.FireTime && last.Content.TaskId != claim.Flag.TaskId && last.Content.Instance != claim.Flag.CrashedInstance;
+        && last.Content.FireTime == claim.Flag.FireTime && last.Content.TaskId != claim.Flag.TaskId
+        // A fire flagged as never started by its owner is run by any start of it, the owner's own included (it was back in time
+        // after all); a fire the crashed instance had started is not re-run by that start, which is what the flag compensates.
+        && (last.Content.Instance != claim.Flag.CrashedInstance || claim.Flag.TaskId == NeverStartedTaskId(claim.Item, claim.Flag.CrashedInstance, claim.Flag.FireTime));
 
     private async Task<Versioned<ItemMarker>?> ReadMarkerAsync(string path, CancellationToken cancellationToken)
     {

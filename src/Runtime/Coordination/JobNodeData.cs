@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
@@ -38,7 +39,13 @@ public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId)
 /// <param name="InstanceId">The instance.</param>
 /// <param name="ServerIp">Its server (IP), whose <c>servers/{ip}</c> state applies to it.</param>
 /// <param name="Disabled">An operator disabled this one instance (a third line <c>disabled: true</c>, absent otherwise).</param>
-public sealed record InstanceRegistration(string InstanceId, string ServerIp, bool Disabled = false);
+/// <param name="FiresAfter">
+/// The instant this incarnation's trigger started from (a line <c>firesAfter: …</c>, ISO 8601): it runs the fires strictly after
+/// it, never one at or before it. An instance that registers just after a fire came due (or on its very instant) can still be
+/// in the assignment the leader makes at that fire; the leader reads this to know that fire will not be run by its owner, and
+/// runs those items itself. Absent (null) in registrations written by older versions: such an instance is taken to run every fire.
+/// </param>
+public sealed record InstanceRegistration(string InstanceId, string ServerIp, bool Disabled = false, DateTimeOffset? FiresAfter = null);
 
 /// <summary>A node's data could not be read as its documented format. Carries the path, so an operator can find and repair it.</summary>
 public sealed class RegistryDataException(string path, string problem, Exception? innerException = null)
@@ -83,7 +90,8 @@ public static class JobNodeData
 
     /// <summary>ElasticJob's two YAML lines, so operators' tools read it unchanged.</summary>
     public static byte[] Encode(InstanceRegistration registration) =>
-        Encoding.UTF8.GetBytes($"jobInstanceId: {registration.InstanceId}\nserverIp: {registration.ServerIp}\n{(registration.Disabled ? "disabled: true\n" : "")}");
+        Encoding.UTF8.GetBytes($"jobInstanceId: {registration.InstanceId}\nserverIp: {registration.ServerIp}\n{(registration.Disabled ? "disabled: true\n" : "")}"
+            + (registration.FiresAfter is { } firesAfter ? $"firesAfter: {firesAfter.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture)}\n" : ""));
 
     /// <summary>The <c>config</c> node: JSON with ElasticJob's key names (<c>shardingTotalCount</c>, <c>jobShardingStrategyType</c>, …).</summary>
     public static byte[] Encode(JobConfig config) =>
@@ -233,6 +241,7 @@ public static class JobNodeData
     {
         string? id = null, ip = null;
         var disabled = false;
+        DateTimeOffset? firesAfter = null;
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var colon = line.IndexOf(':', StringComparison.Ordinal);
@@ -251,6 +260,10 @@ public static class JobNodeData
             {
                 ip = value;
             }
+            else if (key == "firesAfter")
+            {
+                firesAfter = DateTimeOffset.Parse(value, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+            }
             else if (key == "disabled")
             {
                 disabled = value switch
@@ -265,7 +278,8 @@ public static class JobNodeData
         return new InstanceRegistration(
             string.IsNullOrEmpty(id) ? throw new FormatException("no 'jobInstanceId:' line") : id,
             string.IsNullOrEmpty(ip) ? throw new FormatException("no 'serverIp:' line") : ip,
-            disabled);
+            disabled,
+            firesAfter);
     }
 
     private static T Decode<T>(string path, byte[] data, Func<Dictionary<string, JsonElement>, T> read)

@@ -23,7 +23,10 @@ namespace ShardedJobs.Coordination;
 /// the sharding generation that every fire's marker multi checks, so no fire starts items of a replaced assignment.</item>
 /// <item><c>sharding/{item}</c> (new data) records the item's latest start; its version is the fencing token.</item>
 /// <item><c>config</c> is JSON with ElasticJob's key names instead of YAML.</item>
-/// <item><c>instances/{instanceId}</c> may carry a third line <c>disabled: true</c>: one instance disabled by an operator.</item>
+/// <item><c>instances/{instanceId}</c> may carry a third line <c>disabled: true</c>: one instance disabled by an operator; and a
+/// line <c>firesAfter: {ISO 8601}</c>: the instant its trigger started from (it runs the fires strictly after it), so the leader
+/// knows a fire it shards at is not run by an instance that registered after it came due. On a new session it is written in
+/// one multi with the progress record, never before it.</item>
 /// </list>
 /// </summary>
 public sealed class JobNodes

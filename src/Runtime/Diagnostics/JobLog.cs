@@ -170,6 +170,9 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3083, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} were started already by their previous owner before a re-sharding moved them here; not started again")]
     public static partial void AlreadyStarted(ILogger logger, string job, DateTimeOffset fireTime, string items);
 
+    [LoggerMessage(EventId = 3084, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} are assigned to {Owners}, which registered after that fire came due and runs only later ones; the leader runs them for it")]
+    public static partial void RunningForLateJoiner(ILogger logger, string job, DateTimeOffset fireTime, string items, string owners);
+
     [LoggerMessage(EventId = 3099, Level = LogLevel.Error, Message = "Job '{Job}': unexpected error while {Operation}")]
     public static partial void UnexpectedError(ILogger logger, string job, string operation, Exception exception);
 }

@@ -256,9 +256,8 @@ internal sealed partial class JobRuntime
 
         if (await _failover.RunElsewhereAsync(claim, token).ConfigureAwait(false))
         {
-            await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
-            _compensating.TryRemove(item, out _);
             JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} was run by the item's new owner after a re-sharding");
+            await DropCompensationAsync(claim, taskId, token).ConfigureAwait(false);
             return CompensationStart.Dropped;
         }
 
@@ -274,9 +273,8 @@ internal sealed partial class JobRuntime
             if (started.BusyWith.TryGetValue(item, out var heldFor) && heldFor == fireTime)
             {
                 // A run of this very fire holds the item (its new owner ran it after a re-sharding): it is that fire's run.
-                await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
-                _compensating.TryRemove(item, out _);
                 JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} is being run by another instance already");
+                await DropCompensationAsync(claim, taskId, token).ConfigureAwait(false);
                 return CompensationStart.Dropped;
             }
 
@@ -293,17 +291,10 @@ internal sealed partial class JobRuntime
 
     /// <summary>The claim's fire completed here: the claim is settled unrun (or moves on to the later fire the crashed owner
     /// missed, compensated next).</summary>
-    private async Task SettleCompletedAsync(FailoverClaim claim, string taskId, CancellationToken token)
+    private Task SettleCompletedAsync(FailoverClaim claim, string taskId, CancellationToken token)
     {
-        var next = await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
-        _compensating.TryRemove(new KeyValuePair<int, FailoverClaim>(claim.Item, claim));
         JobLog.FailoverDiscarded(_logger, Name, claim.Item, $"fire {claim.Flag.FireTime:O} completed on this instance after all");
-        if (next is not null)
-        {
-            JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
-            _compensating[claim.Item] = next;
-            Track(CompensateAsync(next));
-        }
+        return DropCompensationAsync(claim, taskId, token);
     }
 
     /// <summary>
@@ -412,6 +403,24 @@ internal sealed partial class JobRuntime
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The claimed fire was run by another run: the claim goes — or moves on to the later fire its crashed owner also missed
+    /// (<see cref="FailoverFlag.MissedFireTime"/>), which nobody else runs: that one is compensated next, as after a run.
+    /// </summary>
+    private async Task DropCompensationAsync(FailoverClaim claim, string taskId, CancellationToken token)
+    {
+        var next = await _failover.SettleCompensationAsync(claim, taskId, advance: true, token).ConfigureAwait(false);
+        _compensating.TryRemove(new KeyValuePair<int, FailoverClaim>(claim.Item, claim)); // only this claim, not a newer one
+        if (next is null)
+        {
+            return;
+        }
+
+        JobLog.CompensatingMissedFire(_logger, Name, claim.Item, claim.Flag.FireTime, next.Flag.FireTime);
+        _compensating[next.Item] = next;
+        Track(CompensateAsync(next)); // after this start phase releases the gate
     }
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
@@ -649,19 +658,35 @@ internal sealed partial class JobRuntime
     /// <summary>
     /// On a new session: the progress record is this instance's claim to its evidence. Gone: the others handled the departure;
     /// start afresh. Still there: bump its version first, so an instance still handling the old departure fails its multi
-    /// (this instance is live again and handles its own items).
+    /// (this instance is live again and handles its own items). The registration comes back in the same multi: never one
+    /// without the other, or a death right after would leave a departure nobody handles (see <see cref="RegisterAsync"/>).
     /// </summary>
     private async Task ReclaimProgressAsync()
     {
         var path = _nodes.Progress(_instanceId);
-        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
-        _departureHandedOver = node is null;
-        if (node is null)
+        var registration = _nodes.Instance(_instanceId);
+        if (await _registry.ExistsAsync(registration, cancellationToken: _stopping.Token).ConfigureAwait(false) is { } stat
+            && stat.EphemeralOwner == _registry.SessionId)
         {
-            await EnsureNodeAsync(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), _stopping.Token).ConfigureAwait(false);
+            // An earlier attempt's multi was applied and its reply lost: both are back, and _departureHandedOver was set then.
+            Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
             return;
         }
 
-        await _registry.SetAsync(path, node.Data, node.Stat.Version, _stopping.Token).ConfigureAwait(false);
+        var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
+        _departureHandedOver = node is null;
+        RegistryOp progress = node is null
+            ? new RegistryOp.Create(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())))
+            : new RegistryOp.SetData(path, node.Data, node.Stat.Version);
+        await _registry.EnsurePathAsync(_nodes.Instances, _stopping.Token).ConfigureAwait(false);
+        await _registry.MultiAsync([progress, new RegistryOp.Create(registration, RegistrationData(), NodeKind.Ephemeral)], _stopping.Token).ConfigureAwait(false);
+        if (node is null)
+        {
+            // Until now this instance had neither registration nor progress record: a fire of the others meanwhile may have
+            // flagged its items of a fire that came due in that time (FlagUnrunAsync). Such fires check before running here.
+            Interlocked.Exchange(ref _reregisteredAtTicks, _time.GetUtcNow().UtcTicks);
+        }
+
+        Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
     }
 }

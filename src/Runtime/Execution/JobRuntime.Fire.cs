@@ -139,8 +139,9 @@ internal sealed partial class JobRuntime
                 }
             }
 
-            var mine = catchUp ? onlyItems! : sharding.ItemsOf(_instanceId);
             var disabled = _view.DisabledItems;
+            var forLateJoiners = !catchUp && source == ExecutionSource.Schedule && _election.IsLeader ? ItemsOfLateJoiners(sharding, fireTime) : [];
+            var mine = catchUp ? onlyItems! : [.. sharding.ItemsOf(_instanceId), .. forLateJoiners];
             var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i) && i < config.Shards).ToList();
             if (source == ExecutionSource.Misfire && onlyItems is not null)
             {
@@ -156,7 +157,20 @@ internal sealed partial class JobRuntime
             var busy = items.Where(_runningHere.ContainsKey).ToList();
             items.RemoveAll(busy.Contains);
             List<int> claimed = [];
-            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire))
+            // A fire that came due while this instance was back on a new session but not yet registered again (its departure
+            // handled): another instance may have flagged its items of this fire as never started, or compensated them already.
+            var dueWhileUnregistered = FailoverActive && !catchUp && fireTime.UtcTicks <= Interlocked.Read(ref _reregisteredAtTicks);
+            if (dueWhileUnregistered && items.Count > 0)
+            {
+                var answered = await _failover.AnsweredByFailoverAsync(items, fireTime, token).ConfigureAwait(false);
+                if (answered.Count > 0)
+                {
+                    items.RemoveAll(answered.Contains);
+                    JobLog.FailoverDiscarded(_logger, Name, answered[0], $"item(s) {string.Join(",", answered)} of fire {fireTime:O} are flagged for failover already (they came due before this instance registered again); not started here");
+                }
+            }
+
+            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire || forLateJoiners.Count > 0 || dueWhileUnregistered))
             {
                 // The assignment changed since this instance last started items (or this is a catch-up): an item may have run
                 // this very fire already on its previous owner, before the re-sharding moved it here.
@@ -224,10 +238,66 @@ internal sealed partial class JobRuntime
                 Launch(fireTime, source, taskId, items, resolved, tokens);
             }
 
+            if (!catchUp && source == ExecutionSource.Schedule && FailoverActive)
+            {
+                FlagItemsOfDepartedOwners(sharding, fireTime, config, disabled);
+            }
+
             return;
         }
 
         Skip(fireTime, source, "sharding_changed", "the assignment kept changing while the fire started");
+    }
+
+    /// <summary>
+    /// The leader's part at a fire: items the assignment gives to instances that registered after this fire came due (at or
+    /// after it by their own clock, so their triggers start with the next one). The leader's sharding at this fire read them as
+    /// live — they registered between the fire and its read of the instances — but nobody else would run this fire of those
+    /// items. Their owners run the later fires.
+    /// </summary>
+    private List<int> ItemsOfLateJoiners(ShardingSnapshot sharding, DateTimeOffset fireTime)
+    {
+        var instances = _view.Instances;
+        var late = sharding.Owners
+            .Where(o => o.Value != _instanceId && instances.TryGetValue(o.Value, out var registration) && registration.FiresAfter is { } after && after >= fireTime)
+            .ToList();
+        if (late.Count > 0)
+        {
+            JobLog.RunningForLateJoiner(_logger, Name, fireTime, string.Join(",", late.Select(o => o.Key).Order()), string.Join(", ", late.Select(o => o.Value).Distinct().Order(StringComparer.Ordinal)));
+        }
+
+        return [.. late.Select(o => o.Key).Order()];
+    }
+
+    /// <summary>
+    /// Items this fire's assignment gives to instances with no registration: their owner is gone and the leader has not
+    /// re-sharded yet (it may be gone as well, its session not yet expired), so nobody runs this fire of them. With failover
+    /// they are flagged as never started by their owner, for this fire (see <see cref="FailoverCoordinator.FlagUnrunAsync"/>).
+    /// </summary>
+    private void FlagItemsOfDepartedOwners(ShardingSnapshot sharding, DateTimeOffset fireTime, JobConfig config, IReadOnlySet<int> disabled)
+    {
+        var instances = _view.Instances;
+        foreach (var orphans in sharding.Owners
+            .Where(o => o.Value != _instanceId && !instances.ContainsKey(o.Value) && o.Key < config.Shards && !disabled.Contains(o.Key))
+            .GroupBy(o => o.Value, o => o.Key, StringComparer.Ordinal))
+        {
+            Track(FlagUnrunAsync(orphans.Key, [.. orphans], fireTime));
+        }
+    }
+
+    private async Task FlagUnrunAsync(string owner, IReadOnlyList<int> items, DateTimeOffset fireTime)
+    {
+        try
+        {
+            await _failover.FlagUnrunAsync(owner, items, fireTime, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            JobLog.RegistryCallFailed(_logger, Name, $"flagging item(s) {string.Join(",", items)} of {owner}, which is gone, for fire {fireTime:O}", e.Message);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
     }
 
     private void Launch(DateTimeOffset fireTime, ExecutionSource source, string taskId, List<int> items, ResolvedJobConfig resolved, IReadOnlyDictionary<int, long> tokens)

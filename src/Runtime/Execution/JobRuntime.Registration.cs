@@ -190,7 +190,11 @@ internal sealed partial class JobRuntime
         Volatile.Write(ref _disabledLocally, current.Disabled);
         try
         {
-            await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), JobNodeData.Encode(current), _stopping.Token).ConfigureAwait(false);
+            if (await _registry.ExistsAsync(_nodes.Instance(_instanceId), cancellationToken: _stopping.Token).ConfigureAwait(false) is { } stat
+                && stat.EphemeralOwner == _registry.SessionId)
+            {
+                await _registry.SetAsync(_nodes.Instance(_instanceId), JobNodeData.Encode(current), stat.Version, _stopping.Token).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is RegistryException or OperationCanceledException)
         {
@@ -198,11 +202,88 @@ internal sealed partial class JobRuntime
         }
     }
 
+    /// <summary>
+    /// This instance's registration: <c>instances/{id}</c>, ephemeral. Deliberately not a kept ephemeral (which the registry
+    /// re-creates on a new session before anyone is told): on a new session it must come back in one multi with the progress
+    /// record (<see cref="ReclaimProgressAsync"/>). Registered without a progress record — the old session's departure handled,
+    /// the new record not yet written — an instance that dies would leave a departure that looks handled already, and the fires
+    /// it owned while registered would be lost.
+    /// </summary>
+    private async Task RegisterAsync(CancellationToken token)
+    {
+        var path = _nodes.Instance(_instanceId);
+        var data = RegistrationData();
+        try
+        {
+            await _registry.CreateAsync(path, data, NodeKind.Ephemeral, token).ConfigureAwait(false);
+        }
+        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
+        {
+            var existing = await _registry.ExistsAsync(path, cancellationToken: token).ConfigureAwait(false);
+            if (existing is null || existing.EphemeralOwner != _registry.SessionId)
+            {
+                throw new RegistryException(RegistryErrorCode.NodeExists, path,
+                    $"The ephemeral node '{path}' is owned by another session (0x{existing?.EphemeralOwner ?? 0:x}); is another process using the same instance id?");
+            }
+
+            await _registry.SetAsync(path, data, cancellationToken: token).ConfigureAwait(false);
+        }
+
+        Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
+    }
+
+    /// <summary>
+    /// The start's registration, in one multi with the progress record (created, or — a predecessor's kept as evidence — its
+    /// version bumped): an instance is never seen with a progress record and no registration while it starts, which a fire of
+    /// the others would take for a departure to handle (FlagUnrunAsync), deleting the record this instance has just written.
+    /// </summary>
+    private async Task RegisterWithProgressAsync(CancellationToken token)
+    {
+        var progressPath = _nodes.Progress(_instanceId);
+        var path = _nodes.Instance(_instanceId);
+        for (var attempt = 1; ; attempt++)
+        {
+            var node = await _registry.GetAsync(progressPath, cancellationToken: token).ConfigureAwait(false);
+            RegistryOp progress = node is null
+                ? new RegistryOp.Create(progressPath, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())))
+                : new RegistryOp.SetData(progressPath, node.Data, node.Stat.Version);
+            try
+            {
+                await _registry.MultiAsync([progress, new RegistryOp.Create(path, RegistrationData(), NodeKind.Ephemeral)], token).ConfigureAwait(false);
+                Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
+                return;
+            }
+            catch (RegistryMultiException e) when (e.Path == path && e.Code == RegistryErrorCode.NodeExists)
+            {
+                var stat = await _registry.ExistsAsync(path, cancellationToken: token).ConfigureAwait(false);
+                if (stat is null || stat.EphemeralOwner != _registry.SessionId)
+                {
+                    throw new RegistryException(RegistryErrorCode.NodeExists, path,
+                        $"The ephemeral node '{path}' is owned by another session (0x{stat?.EphemeralOwner ?? 0:x}); is another process using the same instance id?");
+                }
+
+                Interlocked.Exchange(ref _registrationSession, _registry.SessionId); // an earlier try was applied, its reply lost
+                return;
+            }
+            catch (RegistryMultiException e) when (e.Path == progressPath && attempt < 5)
+            {
+                // the progress record changed between the read and the multi: read it again
+            }
+        }
+    }
+
+    private byte[] RegistrationData() => JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally(), _firesAfter));
+
     /// <summary>Our ephemeral node vanished while our session lives (someone deleted it): put it back rather than stop.</summary>
     private async Task RestoreRegistrationAsync()
     {
         try
         {
+            if (_registry.SessionId != Interlocked.Read(ref _registrationSession))
+            {
+                return; // a new session: its recovery registers again, together with the progress record (ReclaimProgressAsync)
+            }
+
             // The view can lag behind our own registration (its child watch has not fired yet): only a node that is really
             // gone is put back.
             if (await _registry.ExistsAsync(_nodes.Instance(_instanceId), cancellationToken: _stopping.Token).ConfigureAwait(false) is { } stat
@@ -211,13 +292,12 @@ internal sealed partial class JobRuntime
                 return;
             }
 
-            var data = JobNodeData.Encode(new InstanceRegistration(_instanceId, _context.ServerIp, IsDisabledLocally()));
-            await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), data, _stopping.Token).ConfigureAwait(false);
+            await RegisterAsync(_stopping.Token).ConfigureAwait(false);
             JobLog.RegistrationRestored(_logger, Name, _instanceId);
         }
         catch (Exception e) when (e is RegistryException or OperationCanceledException)
         {
-            // A lost session restores it itself (kept ephemeral); anything else is retried at the next change.
+            // A lost session's recovery registers again; anything else is retried at the next change.
         }
     }
 

@@ -70,7 +70,9 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly Dictionary<int, List<DateTimeOffset>> _completedLate = [];
     // (item, fire) that completed here after the session they started in had ended: their flags are withdrawn
     private readonly ConcurrentDictionary<(int Item, DateTimeOffset FireTime), bool> _lateCompletions = new();
-    private readonly byte[] _registration;
+    private DateTimeOffset _firesAfter; // this incarnation runs the fires strictly after it (its trigger starts from it)
+    private long _registrationSession;   // the session this instance's registration was last written in
+    private long _reregisteredAtTicks = long.MinValue; // when a new session's registration came back after a handled departure
     private volatile ResolvedJobConfig _resolved;
     private ITimer? _reconcileTimer;
     private ITimer? _fenceTimer;
@@ -101,7 +103,6 @@ internal sealed partial class JobRuntime : IAsyncDisposable
         _logger = context.LoggerFactory.CreateLogger("ShardedJobs.Job");
         _resolved = ResolvedJobConfig.TryResolve(settings.Config, context.Strategies, out var problems)
             ?? throw new InvalidOperationException($"Job '{definition.Name}' has an invalid configuration: {string.Join("; ", problems)}");
-        _registration = JobNodeData.Encode(new InstanceRegistration(_instanceId, context.ServerIp));
         _view = new JobClusterView(_registry, _nodes, _instanceId, settings.Config.Shards, _logger, _time);
         _election = new LeaderElection(_registry, _nodes.LeaderInstance, _instanceId);
         _sharding = new ShardingCoordinator(_registry, _nodes, _view, _election, context.Strategies, () => _resolved.Config, _instanceId, _logger, _metrics, _time);
@@ -153,9 +154,12 @@ internal sealed partial class JobRuntime : IAsyncDisposable
             await _failover.FlagDepartedAsync(_instanceId, "left without handing over (an earlier run of this instance id)", cancellationToken).ConfigureAwait(false);
         }
 
-        await EnsureNodeAsync(_nodes.Progress(_instanceId), JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())), cancellationToken).ConfigureAwait(false);
+        await _registry.EnsurePathAsync(_nodes.ProgressRoot, cancellationToken).ConfigureAwait(false);
         await _registry.EnsurePathAsync(_nodes.Instances, cancellationToken).ConfigureAwait(false);
-        await _registry.KeepEphemeralAsync(_nodes.Instance(_instanceId), _registration, cancellationToken).ConfigureAwait(false);
+        // The trigger starts from the instant the registration names (not from a later "now"), so that the leader, reading it,
+        // knows exactly which fires this incarnation runs: a fire between this instant and the trigger's start runs at once.
+        _firesAfter = _time.GetUtcNow();
+        await RegisterWithProgressAsync(cancellationToken).ConfigureAwait(false);
         _registered = true;
         _knownInstances = _view.Instances.Keys.ToHashSet(StringComparer.Ordinal);
         _registry.SessionChanged += OnSessionChanged;
@@ -179,7 +183,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
             _reconcileTimer = _time.CreateTimer(_ => Track(ReconcileAsync()), null, interval, interval);
         }
 
-        _trigger.Start();
+        _trigger.Start(_firesAfter);
         if (_view.TriggerRequested)
         {
             Track(HandleTriggerRequestAsync());

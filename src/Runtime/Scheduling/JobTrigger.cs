@@ -19,6 +19,7 @@ internal sealed class JobTrigger : IAsyncDisposable
     private readonly BackgroundLoop _loop = new();
     private TaskCompletionSource _rescheduled = NewSignal();
     private long _nextFireTicks = long.MinValue;
+    private DateTimeOffset _startFrom;
 
     public JobTrigger(string jobName, Func<CronSchedule> schedule, Func<DateTimeOffset, Task> fire, TimeProvider time, ILogger logger)
     {
@@ -39,9 +40,12 @@ internal sealed class JobTrigger : IAsyncDisposable
         }
     }
 
-    public void Start()
+    /// <summary>Starts the loop; the first fire is the first one strictly after <paramref name="from"/> (now when omitted), at
+    /// once if it is already due. The job's registration names that instant, so the cluster knows which fires this instance runs.</summary>
+    public void Start(DateTimeOffset? from = null)
     {
-        SetNext(_schedule().GetNextOccurrence(_time.GetUtcNow()));
+        _startFrom = from ?? _time.GetUtcNow();
+        SetNext(_schedule().GetNextOccurrence(_startFrom));
         _loop.Start(RunAsync);
     }
 
@@ -56,7 +60,7 @@ internal sealed class JobTrigger : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken token)
     {
-        var cursor = _time.GetUtcNow();
+        var cursor = _startFrom;
         while (!token.IsCancellationRequested)
         {
             var rescheduled = Volatile.Read(ref _rescheduled).Task;

@@ -81,15 +81,16 @@ public sealed class TestCluster : IClusterHarness
         }
     }
 
+    /// <param name="clockSkew">How far the node's clock is off the cluster's (the registry's): the same timers, another reading.</param>
     public async Task<TestNode> StartNodeAsync(string instanceId, IReadOnlyList<ShardedJobDefinition> jobs, Action<ShardedJobsOptions>? configure = null,
-        string? serverIp = null, Action<IServiceCollection>? services = null)
+        string? serverIp = null, Action<IServiceCollection>? services = null, TimeSpan? clockSkew = null)
     {
         var node = await TestNode.StartAsync(new TestNodeSetup
         {
             InstanceId = instanceId,
             ServerIp = serverIp,
             Jobs = jobs,
-            Time = Time,
+            Time = clockSkew is { } skew && skew != TimeSpan.Zero ? new SkewedTimeProvider(Time, skew) : Time,
             Log = Log,
             Script = Script,
             Embedded = Server,
@@ -185,4 +186,20 @@ public sealed class TestCluster : IClusterHarness
 
         await Observer.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>A node's clock that is off the cluster's fake clock by <see cref="Offset"/>: the same timers, another reading.</summary>
+public sealed class SkewedTimeProvider(TimeProvider inner, TimeSpan offset) : TimeProvider
+{
+    public TimeSpan Offset { get; } = offset;
+
+    public override DateTimeOffset GetUtcNow() => inner.GetUtcNow() + Offset;
+
+    public override TimeZoneInfo LocalTimeZone => inner.LocalTimeZone;
+
+    public override long TimestampFrequency => inner.TimestampFrequency;
+
+    public override long GetTimestamp() => inner.GetTimestamp();
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => inner.CreateTimer(callback, state, dueTime, period);
 }
