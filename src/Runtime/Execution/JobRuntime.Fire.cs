@@ -471,7 +471,7 @@ internal sealed partial class JobRuntime
         foreach (var item in items.Where(i => !_runningHere.ContainsKey(i)))
         {
             // Running elsewhere: catch up when its marker goes. (Running here: OnItemEndedAsync does it.)
-            Track(_monitor.WhenFreeAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
+            CatchUpWhenGone(item, CatchUpWait.Marker);
         }
     }
 
@@ -500,8 +500,37 @@ internal sealed partial class JobRuntime
         await _monitor.SetMisfireAsync(items, token).ConfigureAwait(false);
         foreach (var item in items)
         {
-            Track(_monitor.WhenUnclaimedAsync(item, () => Track(RunCatchUpsAsync()), _stopping.Token));
+            CatchUpWhenGone(item, CatchUpWait.Claim);
         }
+    }
+
+    /// <summary>
+    /// Runs the pending catch-ups once the item's running marker (or failover claim) is gone. One watch per item and kind: an
+    /// item whose runs outlast the interval is found busy by fire after fire, and a watch per fire piled up — each of them ran
+    /// every pending catch-up again, with its registry reads, the moment the marker went (hundreds of passes at one instant).
+    /// </summary>
+    private void CatchUpWhenGone(int item, CatchUpWait wait)
+    {
+        if (!_catchUpWatches.TryAdd((item, wait), 0))
+        {
+            return; // armed already: it fires when the node goes (every path of the watch ends in one call)
+        }
+
+        void OnGone()
+        {
+            _catchUpWatches.TryRemove((item, wait), out _);
+            Track(RunCatchUpsAsync());
+        }
+
+        Track(wait == CatchUpWait.Claim
+            ? _monitor.WhenUnclaimedAsync(item, OnGone, _stopping.Token)
+            : _monitor.WhenFreeAsync(item, OnGone, _stopping.Token));
+    }
+
+    private enum CatchUpWait
+    {
+        Marker,
+        Claim,
     }
 
     private bool HasCatchUpsToRun()
@@ -515,6 +544,11 @@ internal sealed partial class JobRuntime
     /// <summary>Fires the pending catch-ups whose items are not running here, grouped by the fire they missed.</summary>
     private async Task RunCatchUpsAsync()
     {
+        if (_stopping.IsCancellationRequested)
+        {
+            return; // stopped: what is owed stays as misfire flags, for whoever owns the items next
+        }
+
         List<IGrouping<DateTimeOffset, int>> groups;
         lock (_catchUps)
         {

@@ -1,4 +1,5 @@
 using ShardedJobs.Coordination;
+using ShardedJobs.TestSupport;
 using ShardedJobs.TestSupport.Runtime;
 using Xunit;
 
@@ -94,6 +95,39 @@ public sealed class MisfireTests
         var oldRun = Assert.Single(cluster.Log.For(first), r => r.Item == 0);
         Assert.InRange(moved.Started - oldRun.Ended!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(1)); // right after A's run ended, as a catch-up
         Assert.Equal("A", Assert.Single(cluster.Log.For(second), r => r.Item == 1).Instance);
+        cluster.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task Fires_that_find_an_item_running_elsewhere_arm_one_watch_for_its_end_not_one_each()
+    {
+        // As above, but A's run outlasts four of B's fires. Each found item 0 busy on A and armed a watch on its marker; when
+        // the run ended every watch ran the catch-ups again, with their registry reads (hundreds at one instant in the fault
+        // simulator's overloaded jobs). One watch answers for them all.
+        await using var cluster = new TestCluster();
+        cluster.Script.Duration = shard => shard.Item == 0 && shard.InstanceId == "A" ? TimeSpan.FromSeconds(44) : TimeSpan.FromSeconds(1);
+        await cluster.StartNodeAsync("A", [RecordingJob.Define("moving", Every10s, 2)]);
+        var first = cluster.NextFire(Every10s);
+        await cluster.AdvanceToAsync(first + TimeSpan.FromSeconds(2));
+
+        var b = await cluster.StartNodeAsync("B", [RecordingJob.Define("moving", Every10s, 2)]);
+        var marker = new JobNodes("moving").ItemRunning(0);
+        var watches = 0;
+        b.Registry.Faults = (operation, path) =>
+        {
+            if (operation == "exists" && path == marker)
+            {
+                Interlocked.Increment(ref watches);
+            }
+
+            return RegistryFault.None;
+        };
+        await TestCluster.WaitUntilAsync(() => cluster.Nodes.All(n => n.Job("moving").View.ReshardingNecessary), "re-sharding flagged and seen");
+        await cluster.AdvanceToAsync(first + TimeSpan.FromSeconds(46));
+
+        var caughtUp = Assert.Single(cluster.Log.Runs, r => r.Item == 0 && r.Instance == "B");
+        Assert.Equal(first + TimeSpan.FromSeconds(40), caughtUp.FireTime); // the latest of the fires it missed, once
+        Assert.Equal(1, Volatile.Read(ref watches));
         cluster.Log.AssertNoOverlap();
     }
 
