@@ -35,6 +35,16 @@ internal sealed class KeptEphemerals
     /// <summary>Creates (or adopts, if this session already owns it) an ephemeral node and keeps it.</summary>
     public async Task KeepAsync(IRegistry registry, string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        await CreateOrAdoptAsync(registry, path, data, cancellationToken).ConfigureAwait(false);
+        Keep(path, data);
+    }
+
+    /// <summary>
+    /// Creates an ephemeral node, or adopts it (with <paramref name="data"/>) when this session already owns it — a retry whose
+    /// first create was applied without its reply. Owned by another session, it fails with <see cref="RegistryErrorCode.NodeExists"/>.
+    /// </summary>
+    public static async Task CreateOrAdoptAsync(IRegistry registry, string path, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
         try
         {
             await registry.CreateAsync(path, data, NodeKind.Ephemeral, cancellationToken).ConfigureAwait(false);
@@ -50,8 +60,6 @@ internal sealed class KeptEphemerals
 
             await registry.SetAsync(path, data, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
-
-        Keep(path, data);
     }
 
     /// <summary>Re-creates every kept node on a new session. A node still owned by the dead session (not yet reaped) is replaced.</summary>

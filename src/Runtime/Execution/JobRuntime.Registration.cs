@@ -211,24 +211,7 @@ internal sealed partial class JobRuntime
     /// </summary>
     private async Task RegisterAsync(CancellationToken token)
     {
-        var path = _nodes.Instance(_instanceId);
-        var data = RegistrationData();
-        try
-        {
-            await _registry.CreateAsync(path, data, NodeKind.Ephemeral, token).ConfigureAwait(false);
-        }
-        catch (RegistryException e) when (e.Code == RegistryErrorCode.NodeExists)
-        {
-            var existing = await _registry.ExistsAsync(path, cancellationToken: token).ConfigureAwait(false);
-            if (existing is null || existing.EphemeralOwner != _registry.SessionId)
-            {
-                throw new RegistryException(RegistryErrorCode.NodeExists, path,
-                    $"The ephemeral node '{path}' is owned by another session (0x{existing?.EphemeralOwner ?? 0:x}); is another process using the same instance id?");
-            }
-
-            await _registry.SetAsync(path, data, cancellationToken: token).ConfigureAwait(false);
-        }
-
+        await KeptEphemerals.CreateOrAdoptAsync(_registry, _nodes.Instance(_instanceId), RegistrationData(), token).ConfigureAwait(false);
         Interlocked.Exchange(ref _registrationSession, _registry.SessionId);
     }
 
