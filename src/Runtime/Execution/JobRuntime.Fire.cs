@@ -454,14 +454,7 @@ internal sealed partial class JobRuntime
             return;
         }
 
-        lock (_catchUps)
-        {
-            foreach (var item in items)
-            {
-                // At most one catch-up per item: for the latest fire it missed.
-                _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
-            }
-        }
+        OweCatchUp(items, fireTime);
 
         if (config.MonitorExecution)
         {
@@ -488,13 +481,7 @@ internal sealed partial class JobRuntime
             return;
         }
 
-        lock (_catchUps)
-        {
-            foreach (var item in items)
-            {
-                _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
-            }
-        }
+        OweCatchUp(items, fireTime);
 
         // The misfire flag is the evidence of the owed catch-up should this instance leave before it ran.
         await _monitor.SetMisfireAsync(items, token).ConfigureAwait(false);
@@ -531,6 +518,18 @@ internal sealed partial class JobRuntime
     {
         Marker,
         Claim,
+    }
+
+    /// <summary>Records that the items owe a catch-up of <paramref name="fireTime"/>: at most one per item, for the latest fire it missed.</summary>
+    private void OweCatchUp(IEnumerable<int> items, DateTimeOffset fireTime)
+    {
+        lock (_catchUps)
+        {
+            foreach (var item in items)
+            {
+                _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
+            }
+        }
     }
 
     private bool HasCatchUpsToRun()
@@ -605,13 +604,7 @@ internal sealed partial class JobRuntime
         {
             // Skipped for want of the registry (or of the leader's sharding): caught up once, as a misfire, when it is back —
             // a daily job that meets a registry blip still runs that day.
-            lock (_catchUps)
-            {
-                foreach (var item in _view.Sharding.ItemsOf(_instanceId))
-                {
-                    _catchUps[item] = _catchUps.TryGetValue(item, out var earlier) && earlier > fireTime ? earlier : fireTime;
-                }
-            }
+            OweCatchUp(_view.Sharding.ItemsOf(_instanceId), fireTime);
         }
 
         _metrics.FireSkipped(Name, reason);
