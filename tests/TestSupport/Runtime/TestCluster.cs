@@ -187,19 +187,3 @@ public sealed class TestCluster : IClusterHarness
         await Observer.DisposeAsync().ConfigureAwait(false);
     }
 }
-
-/// <summary>A node's clock that is off the cluster's fake clock by <see cref="Offset"/>: the same timers, another reading.</summary>
-public sealed class SkewedTimeProvider(TimeProvider inner, TimeSpan offset) : TimeProvider
-{
-    public TimeSpan Offset { get; } = offset;
-
-    public override DateTimeOffset GetUtcNow() => inner.GetUtcNow() + Offset;
-
-    public override TimeZoneInfo LocalTimeZone => inner.LocalTimeZone;
-
-    public override long TimestampFrequency => inner.TimestampFrequency;
-
-    public override long GetTimestamp() => inner.GetTimestamp();
-
-    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => inner.CreateTimer(callback, state, dueTime, period);
-}

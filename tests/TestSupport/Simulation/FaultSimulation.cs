@@ -344,7 +344,7 @@ public sealed class FaultSimulation
         var life = new ProcessLife();
         FaultyRegistry? faulty = null;
         slot.Starting = true;
-        var time = slot.Skew == TimeSpan.Zero ? (TimeProvider)_clock : new SkewedClock(_clock, slot.Skew);
+        var time = slot.Skew == TimeSpan.Zero ? (TimeProvider)_clock : new SkewedTimeProvider(_clock, slot.Skew);
         var instanceId = slot.InstanceId;
         var starting = Task.Run(() => TestNode.StartAsync(new TestNodeSetup
         {

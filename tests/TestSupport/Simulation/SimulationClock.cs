@@ -151,19 +151,3 @@ public sealed class SimulationClock : TimeProvider
         }
     }
 }
-
-/// <summary>One instance's clock when its machine's clock is off by <see cref="Offset"/>: the same timers, another reading.</summary>
-public sealed class SkewedClock(SimulationClock inner, TimeSpan offset) : TimeProvider
-{
-    public TimeSpan Offset { get; } = offset;
-
-    public override DateTimeOffset GetUtcNow() => inner.GetUtcNow() + Offset;
-
-    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
-
-    public override long TimestampFrequency => inner.TimestampFrequency;
-
-    public override long GetTimestamp() => inner.GetTimestamp();
-
-    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => inner.CreateTimer(callback, state, dueTime, period);
-}
