@@ -91,8 +91,23 @@ internal sealed class ShardingCoordinator : IDisposable
     /// <summary>
     /// Called at the start of a fire: returns the assignment the fire must use, after the leader's pending re-sharding (computed
     /// here when this instance leads); null when the fire must be skipped (the wait ended at <paramref name="deadline"/>).
+    /// <para>A re-sharding stamped at or after <paramref name="laterFire"/> (the schedule's fire after this one; null for a
+    /// fire off the schedule) was made by the leader at a later fire: the leader had run this one on the assignment it
+    /// replaced, flagged only after the leader's fire. This fire then keeps that assignment's owners (checked against the new
+    /// generation): the new one may give this instance's items of it to an instance that ran it already or registered after
+    /// it came due, and nobody would run them.</para>
     /// </summary>
-    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset deadline, DateTimeOffset? laterFire, CancellationToken cancellationToken)
+    {
+        var inEffectAtFire = _view.Sharding;
+        var sharding = await WaitForReshardingAsync(deadline, cancellationToken).ConfigureAwait(false);
+        return sharding is { Stamp: { } stamp } && laterFire is { } later && stamp.ShardedAt >= later
+            && inEffectAtFire.Stamp is not null && sharding.Generation != inEffectAtFire.Generation
+            ? inEffectAtFire with { Generation = sharding.Generation }
+            : sharding;
+    }
+
+    private async Task<ShardingSnapshot?> WaitForReshardingAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         while (true)
         {

@@ -98,9 +98,10 @@ internal sealed partial class JobRuntime
         }
 
         var deadline = _time.GetUtcNow() + _context.Options.ShardingWaitTimeout;
-        if (resolved.Schedule.GetNextOccurrence(fireTime) is { } nextFire && nextFire < deadline)
+        var nextFire = resolved.Schedule.GetNextOccurrence(fireTime);
+        if (nextFire is { } next && next < deadline)
         {
-            deadline = nextFire;
+            deadline = next;
         }
 
         for (var attempt = 1; attempt <= 3; attempt++)
@@ -112,7 +113,7 @@ internal sealed partial class JobRuntime
             ShardingSnapshot? sharding = catchUp ? _view.Sharding : null;
             try
             {
-                sharding ??= await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
+                sharding ??= await _sharding.PrepareAsync(deadline, source == ExecutionSource.Schedule ? nextFire : null, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
@@ -218,9 +219,10 @@ internal sealed partial class JobRuntime
                 items = [.. started.Started];
                 tokens = started.Tokens;
                 _lastStartGeneration = sharding.Generation;
-                // An item held by a run of this fire (or a later one) — a compensation, or its previous owner before a
-                // re-sharding — is not a misfire of it: that run is this fire's.
-                busy.AddRange(started.Busy.Where(i => !(started.BusyWith.TryGetValue(i, out var heldFor) && heldFor >= fireTime)));
+                // An item held by a run of this fire — a compensation, or its previous owner before a re-sharding — is not a
+                // misfire of it: that run is this fire's. A run of a later fire is not (this fire started late, after a wait
+                // for a re-sharding made at that later fire): it does not complete this one, which is owed.
+                busy.AddRange(started.Busy.Where(i => !(started.BusyWith.TryGetValue(i, out var heldFor) && heldFor == fireTime)));
             }
 
             if (busy.Count > 0)

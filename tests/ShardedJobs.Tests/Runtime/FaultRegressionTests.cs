@@ -403,4 +403,31 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_fire_that_waits_for_a_resharding_flagged_after_the_leader_ran_it_runs_the_items_it_was_assigned_at_the_fire()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure);
+        await h.StartNodeAsync("B", [job], Configure);
+        // C's clock is behind the cluster's: it fires each fire 800 ms after A (the leader) and B have.
+        await h.StartNodeAsync("C", [job], Configure, clockSkew: TimeSpan.FromMilliseconds(-800));
+        await InterruptedFireAsync(h, longItems: []);
+        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15);
+
+        // D joins between the leader's fire and C's: the leader flags a re-sharding, which it makes at its next fire. C's fire
+        // waits for it. Before the fix C then ran the fire for the items the new assignment gives it: the items that moved to
+        // B (which had run the fire already) or to D (registered after it came due) were run for that fire by nobody.
+        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(400));
+        await h.StartNodeAsync("D", [job], Configure);
+
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(20), "every item of the fire ends");
+        h.Log.AssertEachItemOnce(fire, 9, Job);
+        Assert.Contains("D", (await h.AssignmentAsync(Job, 9)).Values);
+        var next = fire + TimeSpan.FromSeconds(15);
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(20), "every item of the next fire ends");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
