@@ -311,7 +311,21 @@ internal sealed class FailoverCoordinator
         {
             await SettleUnknownClaimsAsync(claims, cancellationToken).ConfigureAwait(false);
             var waiting = await _registry.GetChildrenAsync(_nodes.FailoverItems, cancellationToken: cancellationToken).ConfigureAwait(false) ?? [];
-            foreach (var item in waiting.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0).Order())
+            var flagNodes = new List<(int Item, RegistryNode Node, DateTimeOffset FlaggedAt)>();
+            foreach (var item in waiting.Select(n => JobNodes.TryParseItem(n, out var i) ? i : -1).Where(i => i >= 0))
+            {
+                // Null: someone else was faster. An unreadable flag sorts first, to be cleared at once.
+                if (await _registry.GetAsync(_nodes.FailoverItem(item), cancellationToken: cancellationToken).ConfigureAwait(false) is { } node)
+                {
+                    var flaggedAt = JobNodeData.TryDecodeFailoverFlag(_nodes.FailoverItem(item), node.Data, out var read, out _) ? read!.FlaggedAt ?? DateTimeOffset.MinValue : DateTimeOffset.MinValue;
+                    flagNodes.Add((item, node, flaggedAt));
+                }
+            }
+
+            // Oldest flag first, not lowest item first: where claimants have a free slot only now and then and flags keep coming
+            // (an overloaded job), item order passed a high item's flag over for minutes, while its new owner's fires overtook
+            // the fire it owed — lost.
+            foreach (var (item, flagNode, _) in flagNodes.OrderBy(f => f.FlaggedAt).ThenBy(f => f.Item))
             {
                 if (claims.Count >= capacity)
                 {
@@ -319,12 +333,6 @@ internal sealed class FailoverCoordinator
                 }
 
                 var flagPath = _nodes.FailoverItem(item);
-                var flagNode = await _registry.GetAsync(flagPath, cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (flagNode is null)
-                {
-                    continue; // someone else was faster
-                }
-
                 FailoverFlag? flag = null;
                 RegistryDataException? error = null;
                 if (item >= shards || !JobNodeData.TryDecodeFailoverFlag(flagPath, flagNode.Data, out flag, out error))

@@ -430,4 +430,29 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task Flags_waiting_for_a_claimant_are_claimed_oldest_first_so_a_high_item_is_not_starved_by_newer_flags()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        // One instance running one item at a time: it claims one flag whenever it has a free slot.
+        await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], o => o.Jobs[Job] = new JobOptions { MaxConcurrency = 1 });
+        var fire = h.NextFire(Cron);
+        await h.AdvanceToAsync(fire);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(14), "the first fire ends");
+
+        // Two flags of a departed instance wait: item 8's since long ago, item 0's just now. Before the fix flags were claimed in
+        // item order, so in an overloaded job (a slot now and then, new flags all the time) a high item's flag was passed over
+        // again and again — for minutes, while its new owner's fires overtook the fire it owed, which was lost.
+        var interrupted = fire - TimeSpan.FromSeconds(15);
+        var nodes = new JobNodes(Job);
+        FailoverFlag Flag(int item, TimeSpan age) => new("Z", interrupted, $"{Job}@-@{item}@-@SCHEDULE@-@Z@-@1", FlaggedAt: h.Now - age);
+        await h.Observer.EnsurePathAsync(nodes.FailoverItems, TestContext.Current.CancellationToken);
+        await h.Observer.MultiAsync(
+            [new RegistryOp.Create(nodes.FailoverItem(0), JobNodeData.Encode(Flag(0, TimeSpan.Zero))), new RegistryOp.Create(nodes.FailoverItem(8), JobNodeData.Encode(Flag(8, TimeSpan.FromMinutes(1))))],
+            TestContext.Current.CancellationToken);
+
+        await h.RunUntilAsync(runs => Compensations(runs, interrupted).Count == 2, TimeSpan.FromSeconds(12), "both flags compensated");
+        Assert.Equal([8, 0], Compensations(h.Log.Runs, interrupted).Select(r => r.Item));
+    }
 }
