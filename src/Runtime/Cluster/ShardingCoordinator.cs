@@ -109,6 +109,7 @@ internal sealed class ShardingCoordinator : IDisposable
 
     private async Task<ShardingSnapshot?> WaitForReshardingAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {
+        var readBackAfterLostReply = false;
         while (true)
         {
             var config = _config();
@@ -121,7 +122,24 @@ internal sealed class ShardingCoordinator : IDisposable
 
             if (leading)
             {
-                await ShardAsync(reason ?? "re-sharding was flagged", cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await ShardAsync(reason ?? "re-sharding was flagged", cancellationToken).ConfigureAwait(false);
+                }
+                catch (RegistryException e) when (e is not RegistryMultiException && e.Code == RegistryErrorCode.ConnectionLoss && !readBackAfterLostReply)
+                {
+                    // Applied or not, nobody can tell from the error: the reply may have been lost after the registry applied the
+                    // assignment. Skipping the fire then ran it on neither assignment: the items moved to this leader had no
+                    // owner left for it. The view can tell: read again (by the deadline), and use the new assignment or shard again.
+                    readBackAfterLostReply = true;
+                    if (!await RefreshByAsync(deadline, cancellationToken).ConfigureAwait(false))
+                    {
+                        throw;
+                    }
+
+                    continue;
+                }
+
                 await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(cancellationToken).ConfigureAwait(false);
                 return _view.Sharding;
             }
@@ -152,6 +170,23 @@ internal sealed class ShardingCoordinator : IDisposable
                 // The flag is gone: the leader wrote a new assignment. Read it before using it.
                 await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(either.Token).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Reads the assignment and the flag again; false when that did not finish by <paramref name="deadline"/>.</summary>
+    private async Task<bool> RefreshByAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var remaining = deadline - _time.GetUtcNow();
+        using var deadlineSource = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time);
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineSource.Token);
+        try
+        {
+            await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(either.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 

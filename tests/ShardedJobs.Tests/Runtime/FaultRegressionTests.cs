@@ -375,6 +375,57 @@ public sealed class FaultRegressionTests : FailoverScenarios
     }
 
     [Fact]
+    public async Task A_fire_that_waited_for_a_re_sharding_runs_its_items_the_new_assignment_gave_to_an_instance_that_joined_after_that_fire()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure);
+        await h.StartNodeAsync("B", [job], Configure);
+        // C's clock is a second behind: each of its fires starts a second after the leader's (A) by the cluster's clock.
+        await h.StartNodeAsync("C", [job], Configure, clockSkew: TimeSpan.FromSeconds(-1));
+        var fire = await InterruptedFireAsync(h, longItems: []) + TimeSpan.FromSeconds(15);
+
+        // D registers between A's fire and C's: A flags re-sharding after its own fire has run on the old assignment, so C's fire
+        // waits for A's sharding at the next fire, which gives C's items 0 and 1 to D. D's first fire is the next one. Before the
+        // fix C's waiting fire ran only what the new assignment gave it: nobody ran items 0 and 1 of that fire.
+        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
+        await h.StartNodeAsync("D", [job], Configure);
+        await h.RunUntilAsync(runs => new[] { 0, 1 }.All(i => runs.Any(r => r.Item == i && r.FireTime == fire && r.Outcome == "ok")),
+            TimeSpan.FromSeconds(20), $"items 0 and 1 of fire {fire:HH:mm:ss} run");
+        Assert.Equal("D", (await h.AssignmentAsync(Job, 9))[0]);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(5), "every item of the fire ends");
+        h.Log.AssertEachItemOnce(fire, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task A_leader_whose_sharding_was_applied_but_its_reply_lost_runs_the_fire_on_the_new_assignment()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        var c = await h.StartNodeAsync("C", [job], Configure); // the leader
+        await h.StartNodeAsync("B", [job], Configure);
+        await h.StartNodeAsync("A", [job], Configure);
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // D joins well before the next fire: C flags re-sharding and shards at that fire, moving B's item 3 to C. The sharding
+        // multi is applied and its reply lost. Before the fix C skipped the fire and owed a catch-up of its old items only
+        // (0, 1, 2); B, waiting for the new assignment, no longer had item 3: nobody ran item 3 of that fire.
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(5));
+        await h.StartNodeAsync("D", [job], Configure);
+        var injected = 0;
+        c.Registry.Faults = (operation, path) => operation == "multi" && path == new JobNodes(Job).Sharding && Interlocked.Exchange(ref injected, 1) == 0
+            ? RegistryFault.ReplyLost
+            : RegistryFault.None;
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(20), "every item of the next fire ends");
+        Assert.Equal(1, injected);
+        Assert.Equal("C", (await h.AssignmentAsync(Job, 9))[3]);
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
     public async Task An_instance_that_dies_on_a_new_session_before_reclaiming_its_progress_does_not_leave_its_next_fire_to_nobody()
     {
         await using var h = (TestCluster)await StartHarnessAsync();
