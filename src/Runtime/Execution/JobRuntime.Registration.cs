@@ -148,9 +148,13 @@ internal sealed partial class JobRuntime
             {
                 departed.Where(d => d != _instanceId).ToList().ForEach(d => Track(HandleDepartureAsync(d)));
             }
-            else if (departed.Count > 0 && _election.IsLeader)
+
+            if (departed.Count > 0 && _election.IsLeader)
             {
-                Track(ClearLeftoversAsync(departed));
+                // Also with failover (whose departure handling keeps the markers and progress records, its evidence): the
+                // server records and trigger requests of the departed go now. Left to the periodic reconcile, one that met a
+                // registry outage kept them for another interval, after the faults had stopped.
+                Track(ClearLeftoversAsync(FailoverActive ? [] : departed)); // with failover the departure's own line says it left
             }
 
             if (_registered && !_view.Servers.ContainsKey(_context.ServerIp) && _registry.State == RegistryState.Connected)

@@ -506,4 +506,25 @@ public sealed class FaultRegressionTests : FailoverScenarios
         await h.RunUntilAsync(runs => Compensations(runs, interrupted).Count == 2, TimeSpan.FromSeconds(12), "both flags compensated");
         Assert.Equal([8, 0], Compensations(h.Log.Runs, interrupted).Select(r => r.Item));
     }
+
+    [Fact]
+    public async Task The_server_record_of_a_crashed_instance_with_failover_goes_when_its_departure_is_seen_not_at_the_next_reconcile()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure, serverIp: "10.0.0.1");
+        await h.StartNodeAsync("B", [job], Configure, serverIp: "10.0.0.2");
+        var c = await h.StartNodeAsync("C", [job], Configure, serverIp: "10.0.0.3");
+        var server = new JobNodes(Job).Server("10.0.0.3");
+        Assert.NotNull(await h.Observer.ExistsAsync(server, cancellationToken: TestContext.Current.CancellationToken));
+
+        // C crashes for good (its replacement gets another IP, as a container does). Before the fix, with failover on, only
+        // the periodic reconcile (every ten minutes) removed the record, so a reconcile that met a registry outage left it
+        // for another ten: the registry still held the gone instance's server when the faults had stopped.
+        await h.CrashAsync(c);
+        await h.AdvanceAsync(DetectionBudget(h) + TimeSpan.FromSeconds(2));
+        await h.SettleAsync();
+        Assert.Null(await h.Observer.ExistsAsync(server, cancellationToken: TestContext.Current.CancellationToken));
+        Assert.NotNull(await h.Observer.ExistsAsync(new JobNodes(Job).Server("10.0.0.2"), cancellationToken: TestContext.Current.CancellationToken));
+    }
 }
