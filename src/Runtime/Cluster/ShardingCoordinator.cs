@@ -89,17 +89,22 @@ internal sealed class ShardingCoordinator : IDisposable
     }
 
     /// <summary>
-    /// Called at the start of a fire: returns the assignment the fire must use, after the leader's pending re-sharding (computed
-    /// here when this instance leads); null when the fire must be skipped (the wait ended at <paramref name="deadline"/>).
+    /// Called at the start of the fire of <paramref name="fireTime"/> (the job's next after it: <paramref name="nextFire"/>): returns the assignment the fire must use, after the
+    /// leader's pending re-sharding (computed here when this instance leads); null when the fire must be skipped (the wait
+    /// ended at <paramref name="deadline"/>). A re-sharding flagged again right after the leader sharded for this fire (an
+    /// instance joined or left just then) is the next fire's: this fire runs on the assignment the leader made for it, as the
+    /// leader's own fire did — waiting would end only at the next fire, and then run this fire on the next assignment, losing
+    /// the items this instance had at this fire and does not keep.
     /// </summary>
-    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset fireTime, DateTimeOffset? nextFire, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
+        var (from, until) = ShardingWindow(fireTime, nextFire);
         while (true)
         {
             var config = _config();
             var leading = _election.IsLeader;
             var reason = leading ? ReshardingReason(config, _view.Sharding, _view.AvailableInstances()) : null;
-            if (!_view.ReshardingNecessary && reason is null)
+            if ((!_view.ReshardingNecessary && reason is null) || (!leading && ShardedForThisFire(_view.Sharding)))
             {
                 return _view.Sharding;
             }
@@ -118,7 +123,7 @@ internal sealed class ShardingCoordinator : IDisposable
             _waiting = true;
             try
             {
-                done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader, either.Token).ConfigureAwait(false);
+                done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader || ShardedForThisFire(v.Sharding), either.Token).ConfigureAwait(false);
             }
             finally
             {
@@ -134,10 +139,25 @@ internal sealed class ShardingCoordinator : IDisposable
 
             if (!_election.IsLeader)
             {
-                // The flag is gone: the leader wrote a new assignment. Read it before using it.
+                // The flag is gone (or the assignment for this fire came): the leader wrote one. Read it before using it.
                 await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(either.Token).ConfigureAwait(false);
             }
         }
+
+        bool ShardedForThisFire(ShardingSnapshot sharding) =>
+            sharding.Stamp is { } stamp && stamp.ShardedAt >= from && stamp.ShardedAt < until;
+    }
+
+    /// <summary>
+    /// When the leader's sharding at the fire of <paramref name="fireTime"/> is written, by its clock (the leader shards at its
+    /// fire): from a little before the fire — its clock may be ahead; 5 s, or half the interval for a frequent job — to as long
+    /// before the next fire <paramref name="nextFire"/>. A sharding written before <c>Until</c> is the one that fire ran on, or
+    /// an earlier one.
+    /// </summary>
+    public static (DateTimeOffset From, DateTimeOffset Until) ShardingWindow(DateTimeOffset fireTime, DateTimeOffset? nextFire)
+    {
+        var slack = nextFire is { } next ? TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, (next - fireTime).Ticks / 2)) : TimeSpan.FromSeconds(5);
+        return (fireTime - slack, nextFire is { } later ? later - slack : DateTimeOffset.MaxValue);
     }
 
     /// <summary>Computes and writes the assignment (leader only). Failures are logged; the flag stays for the next fire.</summary>

@@ -98,9 +98,10 @@ internal sealed partial class JobRuntime
         }
 
         var deadline = _time.GetUtcNow() + _context.Options.ShardingWaitTimeout;
-        if (resolved.Schedule.GetNextOccurrence(fireTime) is { } nextFire && nextFire < deadline)
+        var nextFire = resolved.Schedule.GetNextOccurrence(fireTime);
+        if (nextFire < deadline)
         {
-            deadline = nextFire;
+            deadline = nextFire.Value;
         }
 
         for (var attempt = 1; attempt <= 3; attempt++)
@@ -112,7 +113,7 @@ internal sealed partial class JobRuntime
             ShardingSnapshot? sharding = catchUp ? _view.Sharding : null;
             try
             {
-                sharding ??= await _sharding.PrepareAsync(deadline, token).ConfigureAwait(false);
+                sharding ??= await _sharding.PrepareAsync(fireTime, nextFire, deadline, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
