@@ -98,13 +98,13 @@ internal sealed class FailoverCoordinator
                         missed = carried;
                     }
 
-                    plan.Flag(item, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId, MissedFireTime: missed));
+                    FlagUnfinished(plan, item, state, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId, MissedFireTime: missed));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                 }
 
                 if (state.Claim is { } claim && claim.Content.Instance == instanceId)
                 {
-                    plan.Flag(item, new FailoverFlag(instanceId, claim.Content.FireTime, claim.Content.TaskId, MissedFireTime: claim.Content.MissedFireTime));
+                    FlagUnfinished(plan, item, state, new FailoverFlag(instanceId, claim.Content.FireTime, claim.Content.TaskId, MissedFireTime: claim.Content.MissedFireTime));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), claim.Version));
                 }
             }
@@ -263,7 +263,7 @@ internal sealed class FailoverCoordinator
                 if (state.Marker is { } marker && marker.Content.Instance == _instanceId && marker.Content.TaskId == taskId)
                 {
                     var carried = state.Claim is { } own && own.Content.Instance == _instanceId && own.Content.FireTime == marker.Content.FireTime ? own.Content.MissedFireTime : null;
-                    plan.Flag(item, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId, MissedFireTime: carried));
+                    FlagUnfinished(plan, item, state, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId, MissedFireTime: carried));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                     if (state.Claim is { } claim && claim.Content.Instance == _instanceId)
                     {
@@ -272,9 +272,9 @@ internal sealed class FailoverCoordinator
                 }
             }
 
-            if (plan.Flags.Count == 0)
+            if (plan.Operations.Count == 0)
             {
-                return [];
+                return []; // (a run whose fire completed elsewhere is not flagged, but its marker and claim still go)
             }
 
             await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
@@ -291,7 +291,7 @@ internal sealed class FailoverCoordinator
 
             var flagged = plan.Flags.Keys.Order().ToList();
             _metrics.FailoversFlagged(_nodes.JobName, flagged.Count);
-            JobLog.DepartureHandled(_logger, _nodes.JobName, _instanceId, "cut its own items short while cut off from the registry (self-fencing)", string.Join(",", flagged));
+            JobLog.DepartureHandled(_logger, _nodes.JobName, _instanceId, "cut its own items short while cut off from the registry (self-fencing)", flagged.Count == 0 ? "none" : string.Join(",", flagged));
             return flagged;
         }
 
@@ -441,7 +441,8 @@ internal sealed class FailoverCoordinator
                 FailoverClaim? next = null;
                 if (held is not null)
                 {
-                    if (advance && claim.Flag.MissedFireTime is { } missed)
+                    // The claim's own missed fire, not the one it was claimed with: a run of it that completed after all took it off.
+                    if (advance && held.Content.MissedFireTime is { } missed)
                     {
                         next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
                         operations.Add(new RegistryOp.SetData(_nodes.ItemFailover(item), JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), held.Version));
@@ -491,17 +492,20 @@ internal sealed class FailoverCoordinator
     /// its claim. A claim its departure handed back to failover (and that this instance may have claimed again, as a new
     /// compensation) or that a finished compensation settled is not the one an older, still waiting compensation holds.
     /// </summary>
-    public async Task<bool> StillClaimedAsync(FailoverClaim claim, CancellationToken cancellationToken) =>
+    /// <returns>The claim as the registry holds it (<see cref="ItemMarker.FireCompleted"/> may be set since), or null.</returns>
+    public async Task<ItemMarker?> HeldClaimAsync(FailoverClaim claim, CancellationToken cancellationToken) =>
         await ReadOwnClaimAsync(claim.Item, cancellationToken).ConfigureAwait(false) is { } held
-        && held.Content.FireTime == claim.Flag.FireTime && held.Content.TaskId == claim.Flag.TaskId;
+        && held.Content.FireTime == claim.Flag.FireTime && held.Content.TaskId == claim.Flag.TaskId ? held.Content : null;
 
     /// <summary>
     /// A run of <paramref name="item"/> for <paramref name="fireTime"/> completed here after its session had ended: the
     /// departure of that session flagged the item for that fire (the run was unfinished then, and ignored the cancellation),
     /// but the fire is done now and its compensation would run it a second time. The flag still waiting for it is withdrawn
     /// — or, when it also owes a later fire the crashed owner missed, it waits for that one only; a flag that only carries
-    /// this fire as its missed fire keeps its own. A flag claimed meanwhile is its claimant's business: a claimant that ran
-    /// the completed run itself (this instance) drops it when it comes to start the compensation.
+    /// this fire as its missed fire keeps its own. A flag claimed meanwhile keeps its claim, which now says the fire completed
+    /// (<see cref="ItemMarker.FireCompleted"/>; or loses it as its missed fire): a compensation running already is the overlap
+    /// the fencing token is for, but one not started yet is not started, and one that ends without completing — cut short by
+    /// its claimant's own fencing or departure — is not handed on.
     /// </summary>
     public async Task WithdrawCompletedAsync(int item, DateTimeOffset fireTime, CancellationToken cancellationToken)
     {
@@ -509,25 +513,27 @@ internal sealed class FailoverCoordinator
         for (var attempt = 1; attempt <= 5; attempt++)
         {
             var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (node is null || !JobNodeData.TryDecodeFailoverFlag(path, node.Data, out var flag, out _))
-            {
-                return;
-            }
-
+            var flag = node is not null && JobNodeData.TryDecodeFailoverFlag(path, node.Data, out var read, out _) ? read : null;
             RegistryOp operation;
-            if (flag!.FireTime == fireTime)
+            if (flag is not null && flag.FireTime == fireTime)
             {
                 operation = flag.MissedFireTime is { } missed && missed > fireTime
-                    ? new RegistryOp.SetData(path, JobNodeData.Encode(flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, flag.CrashedInstance, missed), MissedFireTime = null }), node.Stat.Version)
-                    : new RegistryOp.Delete(path, node.Stat.Version);
+                    ? new RegistryOp.SetData(path, JobNodeData.Encode(flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, flag.CrashedInstance, missed), MissedFireTime = null }), node!.Stat.Version)
+                    : new RegistryOp.Delete(path, node!.Stat.Version);
             }
-            else if (flag.MissedFireTime == fireTime)
+            else if (flag is not null && flag.MissedFireTime == fireTime)
             {
-                operation = new RegistryOp.SetData(path, JobNodeData.Encode(flag with { MissedFireTime = null }), node.Stat.Version);
+                operation = new RegistryOp.SetData(path, JobNodeData.Encode(flag with { MissedFireTime = null }), node!.Stat.Version);
+            }
+            else if (await ReadMarkerAsync(_nodes.ItemFailover(item), cancellationToken).ConfigureAwait(false) is { } claim
+                && ((claim.Content.FireTime == fireTime && !claim.Content.FireCompleted) || claim.Content.MissedFireTime == fireTime))
+            {
+                var settled = claim.Content.FireTime == fireTime ? claim.Content with { FireCompleted = true } : claim.Content with { MissedFireTime = null };
+                operation = new RegistryOp.SetData(_nodes.ItemFailover(item), JobNodeData.Encode(settled), claim.Version);
             }
             else
             {
-                return; // it waits for other fires only
+                return; // nothing waits for this fire (any more)
             }
 
             try
@@ -551,13 +557,13 @@ internal sealed class FailoverCoordinator
             return;
         }
 
+        var plan = new FlagPlan(_time.GetUtcNow());
+        FlagUnfinished(plan, claim.Item, current.Content, claim.Flag with { MissedFireTime = current.Content.MissedFireTime });
+        List<RegistryOp> operations = [new RegistryOp.Delete(_nodes.ItemFailover(claim.Item), current.Version)];
+        operations.AddRange(plan.Flags.Values.Select(flag => new RegistryOp.Create(_nodes.FailoverItem(claim.Item), JobNodeData.Encode(flag))));
         try
         {
-            await _registry.MultiAsync(
-            [
-                new RegistryOp.Delete(_nodes.ItemFailover(claim.Item), current.Version),
-                new RegistryOp.Create(_nodes.FailoverItem(claim.Item), JobNodeData.Encode(claim.Flag)),
-            ], cancellationToken).ConfigureAwait(false);
+            await _registry.MultiAsync(operations, cancellationToken).ConfigureAwait(false);
             JobLog.FailoverDiscarded(_logger, _nodes.JobName, claim.Item, $"handed back to wait again: {reason}");
         }
         catch (RegistryMultiException)
@@ -593,7 +599,7 @@ internal sealed class FailoverCoordinator
                 }
 
                 var plan = new FlagPlan(now);
-                plan.Flag(item, new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, MissedFireTime: evidenceNode.Content.MissedFireTime));
+                FlagUnfinished(plan, item, state, new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, MissedFireTime: evidenceNode.Content.MissedFireTime));
                 plan.Operations.Add(new RegistryOp.Delete(path, evidenceNode.Version));
                 await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
                 var operations = plan.Operations;
@@ -626,6 +632,26 @@ internal sealed class FailoverCoordinator
         {
             await DeleteQuietlyAsync(_nodes.FailoverItems + "/" + item, -1, cancellationToken).ConfigureAwait(false);
             JobLog.Reconciled(_logger, _nodes.JobName, $"dropped the failover flag of item {item}: Failover is off");
+        }
+    }
+
+    /// <summary>
+    /// Adds to <paramref name="plan"/> the flag of what a run (or claim) of the item that ended unfinished leaves owed — unless
+    /// the item's claim says that fire completed after all (<see cref="ItemMarker.FireCompleted"/>: the run it compensates
+    /// outlived its session): then only the later fire the flag also owes, if any, as never started; otherwise nothing.
+    /// </summary>
+    private void FlagUnfinished(FlagPlan plan, int item, ItemEvidence state, FailoverFlag flag) =>
+        FlagUnfinished(plan, item, state.Claim?.Content, flag);
+
+    private void FlagUnfinished(FlagPlan plan, int item, ItemMarker? claim, FailoverFlag flag)
+    {
+        if (claim is not { FireCompleted: true } || claim.FireTime != flag.FireTime)
+        {
+            plan.Flag(item, flag);
+        }
+        else if (flag.MissedFireTime is { } missed && missed > flag.FireTime)
+        {
+            plan.Flag(item, new FailoverFlag(flag.CrashedInstance, missed, NeverStartedTaskId(item, flag.CrashedInstance, missed)));
         }
     }
 

@@ -89,33 +89,39 @@ internal sealed class ShardingCoordinator : IDisposable
     }
 
     /// <summary>
-    /// Called at the start of a fire: returns the assignment the fire must use, after the leader's pending re-sharding (computed
-    /// here when this instance leads); null when the fire must be skipped (the wait ended at <paramref name="deadline"/>).
-    /// <para>A re-sharding stamped at or after <paramref name="laterFire"/> (the schedule's fire after this one; null for a
-    /// fire off the schedule) was made by the leader at a later fire: the leader had run this one on the assignment it
-    /// replaced, flagged only after the leader's fire. This fire then keeps that assignment's owners (checked against the new
-    /// generation): the new one may give this instance's items of it to an instance that ran it already or registered after
-    /// it came due, and nobody would run them.</para>
+    /// Called at the start of the fire of <paramref name="fireTime"/>: returns the assignment the fire must use, after the
+    /// leader's pending re-sharding (computed here when this instance leads); null when the fire must be skipped (the wait ended
+    /// at <paramref name="deadline"/>). <paramref name="laterFire"/> is the schedule's fire after this one (null for a fire off
+    /// the schedule). A re-sharding flagged while the leader's fire has run this one on the assignment in effect is made only
+    /// at a later fire; waiting for it and then running this fire on it lost the items it gives this instance's items of this
+    /// fire to an instance that ran it already, or registered after it came due. So:
+    /// <list type="bullet">
+    /// <item>a re-sharding flagged again right after the leader sharded for this fire (an instance joined or left just then)
+    /// is the next fire's: this fire runs at once on the assignment the leader made for it, as the leader's own fire did;</item>
+    /// <item>one waited for that turns out stamped at or after <paramref name="laterFire"/> was made at a later fire: this fire
+    /// keeps the owners in effect when it came due (checked against the new generation).</item>
+    /// </list>
     /// </summary>
-    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset deadline, DateTimeOffset? laterFire, CancellationToken cancellationToken)
+    public async Task<ShardingSnapshot?> PrepareAsync(DateTimeOffset fireTime, DateTimeOffset? laterFire, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var inEffectAtFire = _view.Sharding;
-        var sharding = await WaitForReshardingAsync(deadline, cancellationToken).ConfigureAwait(false);
+        var sharding = await WaitForReshardingAsync(fireTime, laterFire, deadline, cancellationToken).ConfigureAwait(false);
         return sharding is { Stamp: { } stamp } && laterFire is { } later && stamp.ShardedAt >= later
             && inEffectAtFire.Stamp is not null && sharding.Generation != inEffectAtFire.Generation
             ? inEffectAtFire with { Generation = sharding.Generation }
             : sharding;
     }
 
-    private async Task<ShardingSnapshot?> WaitForReshardingAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    private async Task<ShardingSnapshot?> WaitForReshardingAsync(DateTimeOffset fireTime, DateTimeOffset? laterFire, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var readBackAfterLostReply = false;
+        var (from, until) = ShardingWindow(fireTime, laterFire);
         while (true)
         {
             var config = _config();
             var leading = _election.IsLeader;
             var reason = leading ? ReshardingReason(config, _view.Sharding, _view.AvailableInstances()) : null;
-            if (!_view.ReshardingNecessary && reason is null)
+            if ((!_view.ReshardingNecessary && reason is null) || (!leading && ShardedForThisFire(_view.Sharding)))
             {
                 return _view.Sharding;
             }
@@ -151,7 +157,7 @@ internal sealed class ShardingCoordinator : IDisposable
             _waiting = true;
             try
             {
-                done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader, either.Token).ConfigureAwait(false);
+                done = await _view.WaitUntilAsync(v => !v.ReshardingNecessary || _election.IsLeader || ShardedForThisFire(v.Sharding), either.Token).ConfigureAwait(false);
             }
             finally
             {
@@ -167,10 +173,25 @@ internal sealed class ShardingCoordinator : IDisposable
 
             if (!_election.IsLeader)
             {
-                // The flag is gone: the leader wrote a new assignment. Read it before using it.
+                // The flag is gone (or the assignment for this fire came): the leader wrote one. Read it before using it.
                 await _view.RefreshAsync(ViewParts.Sharding | ViewParts.ReshardingFlag).WaitAsync(either.Token).ConfigureAwait(false);
             }
         }
+
+        bool ShardedForThisFire(ShardingSnapshot sharding) =>
+            sharding.Stamp is { } stamp && stamp.ShardedAt >= from && stamp.ShardedAt < until;
+    }
+
+    /// <summary>
+    /// When the leader's sharding at the fire of <paramref name="fireTime"/> is written, by its clock (the leader shards at its
+    /// fire): from a little before the fire — its clock may be ahead; 5 s, or half the interval for a frequent job — to as long
+    /// before the next fire <paramref name="nextFire"/>. A sharding written before <c>Until</c> is the one that fire ran on, or
+    /// an earlier one.
+    /// </summary>
+    public static (DateTimeOffset From, DateTimeOffset Until) ShardingWindow(DateTimeOffset fireTime, DateTimeOffset? nextFire)
+    {
+        var slack = nextFire is { } next ? TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, (next - fireTime).Ticks / 2)) : TimeSpan.FromSeconds(5);
+        return (fireTime - slack, nextFire is { } later ? later - slack : DateTimeOffset.MaxValue);
     }
 
     /// <summary>Reads the assignment and the flag again; false when that did not finish by <paramref name="deadline"/>.</summary>

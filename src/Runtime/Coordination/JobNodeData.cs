@@ -11,7 +11,11 @@ namespace ShardedJobs.Coordination;
 /// <param name="TaskId">The execution's task id.</param>
 /// <param name="MissedFireTime">On a failover claim only: the flag's <see cref="FailoverFlag.MissedFireTime"/>, kept with the claim
 /// so that a claimant that leaves before it has run both fires hands the later one on too; optional.</param>
-public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? MissedFireTime = null);
+/// <param name="FireCompleted">On a failover claim only: the interrupted run it compensates completed after all (it outlived its
+/// session, ignoring the cancellation) while the claim was held. The compensation is not started, and one that ends without
+/// completing is not handed on: only <paramref name="MissedFireTime"/> is still owed. A line <c>"fireCompleted": true</c>;
+/// absent otherwise.</param>
+public sealed record ItemMarker(string Instance, DateTimeOffset FireTime, string TaskId, DateTimeOffset? MissedFireTime = null, bool FireCompleted = false);
 
 /// <summary>An item waiting for compensation: <c>leader/failover/items/{item}</c>.</summary>
 /// <param name="CrashedInstance">The instance that did not finish it.</param>
@@ -67,6 +71,11 @@ public static class JobNodeData
             if (marker.MissedFireTime is { } missed)
             {
                 w.WriteNumber("missedFireTime", missed.ToUnixTimeMilliseconds());
+            }
+
+            if (marker.FireCompleted)
+            {
+                w.WriteBoolean("fireCompleted", true);
             }
         });
 
@@ -227,7 +236,8 @@ public static class JobNodeData
 
     private static ItemMarker ReadItemMarker(Dictionary<string, JsonElement> fields) =>
         new(RequiredString(fields, "instance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),
-            fields.ContainsKey("missedFireTime") ? RequiredTime(fields, "missedFireTime") : null);
+            fields.ContainsKey("missedFireTime") ? RequiredTime(fields, "missedFireTime") : null,
+            OptionalBool(fields, "fireCompleted") ?? false);
 
     private static FailoverFlag ReadFailoverFlag(Dictionary<string, JsonElement> fields) =>
         new(RequiredString(fields, "crashedInstance"), RequiredTime(fields, "fireTime"), RequiredString(fields, "taskId"),

@@ -235,12 +235,21 @@ internal sealed partial class JobRuntime
 
         var fireTime = claim.Flag.FireTime;
         var taskId = NewTaskId([item], ExecutionSource.Failover, fireTime);
-        if (!await _failover.StillClaimedAsync(claim, token).ConfigureAwait(false))
+        var held = await _failover.HeldClaimAsync(claim, token).ConfigureAwait(false);
+        if (held is null)
         {
             // Its claim is gone or is another one now (a departure of this instance's session handed it back and it may have
             // been claimed again, by a compensation of its own; or that one ran and settled it): this one must not run.
             _compensating.TryRemove(new KeyValuePair<int, FailoverClaim>(item, claim));
             JobLog.FailoverDiscarded(_logger, Name, item, $"the claim for fire {fireTime:O} is no longer this compensation's");
+            return CompensationStart.Dropped;
+        }
+
+        if (held.FireCompleted)
+        {
+            // The run it compensates outlived its session and completed after all (the instance that ran it said so in the claim).
+            JobLog.FailoverDiscarded(_logger, Name, item, $"fire {fireTime:O} completed on the instance it was flagged for, after its session had ended");
+            await DropCompensationAsync(claim, taskId, token).ConfigureAwait(false);
             return CompensationStart.Dropped;
         }
 
@@ -318,7 +327,7 @@ internal sealed partial class JobRuntime
         {
             // Under the start gate, as a compensation's start: still the same claim, not launched meanwhile, still ours.
             if (_compensating.TryGetValue(claim.Item, out var current) && current == claim && !_compensationRuns.ContainsKey(claim.Item)
-                && CompletedHere(claim.Item, claim.Flag.FireTime) && await _failover.StillClaimedAsync(claim, token).ConfigureAwait(false))
+                && CompletedHere(claim.Item, claim.Flag.FireTime) && await _failover.HeldClaimAsync(claim, token).ConfigureAwait(false) is not null)
             {
                 await SettleCompletedAsync(claim, NewTaskId([claim.Item], ExecutionSource.Failover, claim.Flag.FireTime), token).ConfigureAwait(false);
             }

@@ -113,7 +113,7 @@ internal sealed partial class JobRuntime
             ShardingSnapshot? sharding = catchUp ? _view.Sharding : null;
             try
             {
-                sharding ??= await _sharding.PrepareAsync(deadline, source == ExecutionSource.Schedule ? nextFire : null, token).ConfigureAwait(false);
+                sharding ??= await _sharding.PrepareAsync(fireTime, source == ExecutionSource.Schedule ? nextFire : null, deadline, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {

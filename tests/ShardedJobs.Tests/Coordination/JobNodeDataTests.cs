@@ -22,6 +22,12 @@ public sealed class JobNodeDataTests
         Assert.Equal(registration, JobNodeData.DecodeRegistration("/p", JobNodeData.Encode(registration)));
         Assert.Equal("""{"instance":"10.0.0.1@-@42","fireTime":1795523400000,"taskId":"order-sync@-@3@-@abc"}""", Encoding.UTF8.GetString(JobNodeData.Encode(marker)));
         Assert.Equal("jobInstanceId: 10.0.0.1@-@42\nserverIp: 10.0.0.1\n", Encoding.UTF8.GetString(JobNodeData.Encode(registration)));
+
+        // A claim whose fire completed after all carries the mark; older claims without it read as not completed.
+        var settled = new ItemMarker("10.0.0.1@-@42", FireTime, "t-1", FireTime.AddMinutes(1), FireCompleted: true);
+        Assert.Equal(settled, JobNodeData.DecodeItemMarker("/p", JobNodeData.Encode(settled)));
+        Assert.EndsWith(""","fireCompleted":true}""", Encoding.UTF8.GetString(JobNodeData.Encode(settled)), StringComparison.Ordinal);
+        Assert.False(JobNodeData.DecodeItemMarker("/p", JobNodeData.Encode(marker)).FireCompleted);
     }
 
     [Theory]

@@ -296,6 +296,37 @@ public sealed class FaultRegressionTests : FailoverScenarios
     }
 
     [Fact]
+    public async Task A_fire_that_completed_late_while_its_compensation_ran_is_not_handed_on_when_the_compensator_leaves()
+    {
+        await using var h = await StartHarnessAsync();
+        var (a, b, c) = await StartThreeAsync(h, failover: true);
+        // B's run of item 4 ignores cancellation and outlives its session; a peer compensates 4 meanwhile (the overlap the
+        // fencing token is for), and B's run then completes: the fire is done. The compensator is cut off next, fences itself
+        // and its compensation ends cancelled. Before the fix its departure flagged item 4 for that fire again (its marker
+        // and claim still named the fire), and a third run of it completed the fire a second time.
+        h.Script.HonourCancellation = false;
+        var fire = await InterruptedFireAsync(h, duration: s => s.Item == 4 ? (s.IsFailover ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(20)) : Short);
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await h.CutAsync(b);
+        h.Script.HonourCancellation = true; // B's run already ignores it; the compensation will not
+        var compensated = await h.RunUntilAsync(runs => Compensations(runs, fire).Any(r => r.Item == 4), h.SessionTimeout + TimeSpan.FromSeconds(5),
+            "a peer compensates item 4");
+        await h.RestoreAsync(b);
+        await h.RunUntilAsync(runs => runs.Any(r => r.FireTime == fire && r.Item == 4 && !r.IsFailover && r.Outcome == "ok"), TimeSpan.FromSeconds(25),
+            "B's run of item 4 completes after its session ended");
+        var compensator = Compensations(h.Log.Runs, fire).Single(r => r.Item == 4).Instance == "A" ? a : c;
+        await h.CutAsync(compensator);
+        await h.RunUntilAsync(runs => Compensations(runs, fire).Single(r => r.Item == 4).Outcome is not null, h.SessionTimeout,
+            "the cut-off compensator fences its compensation");
+        await h.AdvanceToAsync(h.Now + h.SessionTimeout + TimeSpan.FromSeconds(2));
+        await h.RestoreAsync(compensator);
+        await h.AdvanceToAsync(h.Now + TimeSpan.FromSeconds(75)); // room for another compensation to run to its end
+        Assert.True(compensated < h.Now);
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
+        Assert.Single(Compensations(h.Log.Runs, fire), r => r.Item == 4);
+    }
+
+    [Fact]
     public async Task A_compensation_waiting_for_an_item_its_new_owner_catches_up_back_to_back_runs_before_the_next_catch_up()
     {
         await using var h = await StartHarnessAsync();
@@ -423,6 +454,32 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Equal("C", (await h.AssignmentAsync(Job, 9))[3]);
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task A_fire_that_finds_re_sharding_flagged_again_right_after_the_leader_sharded_for_it_runs_on_that_assignment()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure);
+        // B's clock is half a second behind: it fires after the leader's sharding and after D's joining have both happened.
+        await h.StartNodeAsync("B", [job], Configure, clockSkew: TimeSpan.FromMilliseconds(-500));
+        var c = await h.StartNodeAsync("C", [job], Configure);
+        await h.RunUntilAsync(runs => runs.GroupBy(r => r.FireTime).Any(g => g.Count() == 9 && g.All(r => r.Outcome is not null) && g.Select(r => r.Instance).Distinct().Count() == 3),
+            TimeSpan.FromSeconds(50), "a fire over A, B and C");
+
+        // C leaves between fires (re-sharding flagged); at the next fire A shards over A and B; D joins right after (flagged
+        // again, for the fire after). Before the fix B's fire waited for a re-sharding that only comes at the next fire and then
+        // ran this fire on that next assignment: its items of this fire that it does not keep were lost.
+        var fire = h.NextFire(Cron);
+        await h.AdvanceToAsync(fire - TimeSpan.FromSeconds(5));
+        await c.StopAsync();
+        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(100));
+        await h.StartNodeAsync("D", [job], Configure);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(25), "every item of the fire ends");
+        h.Log.AssertEachItemOnce(fire, 9, Job);
+        Assert.Contains(h.Log.For(fire, Job), r => r.Instance == "B" && !r.IsFailover);
+        Assert.All(h.Log.For(fire, Job), r => Assert.True(r.Started < fire + TimeSpan.FromSeconds(5), $"started late: {r}"));
     }
 
     [Fact]

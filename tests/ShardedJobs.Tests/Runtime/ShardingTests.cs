@@ -176,6 +176,36 @@ public sealed class ShardingTests
         Assert.DoesNotContain("ghost", (await cluster.AssignmentAsync("repair", 4)).Values);
     }
 
+    [Fact]
+    public async Task A_fire_that_waited_for_the_re_sharding_runs_the_items_it_gave_away_to_an_instance_that_does_not_run_that_fire()
+    {
+        await using var cluster = new TestCluster();
+        var job = RecordingJob.Define("sync", Cron, 9);
+        cluster.Script.Duration = _ => TimeSpan.FromSeconds(1);
+        // The leader's clock is two seconds ahead: it runs each fire (and shards at it) before B does.
+        var leader = await cluster.StartNodeAsync("C", [job], clockSkew: TimeSpan.FromSeconds(2));
+        await cluster.StartNodeAsync("B", [job]);
+        await TestCluster.WaitUntilAsync(() => leader.Job("sync").IsLeader, "C leads (it started first)");
+        var first = cluster.NextFire(Cron);
+        await cluster.AdvanceToAsync(first + TimeSpan.FromSeconds(3));
+        await cluster.Log.WaitForEndedAsync(first, 9);
+        Assert.Equal(Expected("C:0,1,2,3,8 B:4,5,6,7"), cluster.Log.AssertEachItemOnce(first, 9));
+
+        // The leader has run the next fire; A joins, its clock past that fire already, so it runs only the later ones. The join
+        // flags re-sharding, so B's fire waits for the leader, which shards at its following fire: C [0,1,2], B [3,4,5],
+        // A [6,7,8]. B's items 6 and 7 of the waiting fire went to A, which never runs that fire, and C had run that fire
+        // with the old assignment. Before the fix B ran only its new items (3 already run by C): 6 and 7 of it were lost.
+        var fire = first + TimeSpan.FromSeconds(10);
+        await cluster.AdvanceToAsync(fire - TimeSpan.FromSeconds(1.5));
+        await cluster.StartNodeAsync("A", [job], clockSkew: TimeSpan.FromSeconds(2));
+        await TestCluster.WaitUntilAsync(async () => await cluster.Observer.ExistsAsync(new JobNodes("sync").ShardingNecessary, cancellationToken: Ct) is not null, "the leader flags re-sharding");
+
+        await cluster.RunUntilAsync(runs => runs.Count(r => r.FireTime == fire && r.Outcome == "ok") == 9, TimeSpan.FromSeconds(15), "every item of the waiting fire completes");
+        cluster.Log.AssertEachItemOnce(fire, 9);
+        Assert.Equal(Expected("C:0,1,2 B:3,4,5 A:6,7,8"), await cluster.AssignmentAsync("sync", 9));
+        cluster.Log.AssertNoOverlap();
+    }
+
     internal static Dictionary<int, string> Expected(string layout) =>
         layout.Split(' ')
             .SelectMany(part => part.Split(':')[1].Split(',').Select(item => (Item: int.Parse(item, System.Globalization.CultureInfo.InvariantCulture), Instance: part.Split(':')[0])))
