@@ -225,6 +225,14 @@ internal sealed partial class JobRuntime
                 busy.AddRange(started.Busy.Where(i => !(started.BusyWith.TryGetValue(i, out var heldFor) && heldFor == fireTime)));
             }
 
+            if (items.Count > 0)
+            {
+                // First: their markers are written, which records them as started for this fire. Should a registry call below
+                // fail, the fire is skipped, and its catch-up takes those markers for a run of this fire: never launched, they
+                // would be nobody's.
+                Launch(fireTime, source, taskId, items, resolved, tokens);
+            }
+
             if (busy.Count > 0)
             {
                 await OnMisfireAsync(busy, fireTime, config, token).ConfigureAwait(false);
@@ -233,11 +241,6 @@ internal sealed partial class JobRuntime
             if (claimed.Count > 0)
             {
                 await DeferBehindClaimsAsync(claimed, fireTime, config, token).ConfigureAwait(false);
-            }
-
-            if (items.Count > 0)
-            {
-                Launch(fireTime, source, taskId, items, resolved, tokens);
             }
 
             if (!catchUp && source == ExecutionSource.Schedule && FailoverActive)
@@ -606,7 +609,8 @@ internal sealed partial class JobRuntime
         {
             // Skipped for want of the registry (or of the leader's sharding): caught up once, as a misfire, when it is back —
             // a daily job that meets a registry blip still runs that day.
-            OweCatchUp(_view.Sharding.ItemsOf(_instanceId), fireTime);
+            // Not the items this fire launched before the failure (they are its run).
+            OweCatchUp(_view.Sharding.ItemsOf(_instanceId).Where(i => !(_runningHere.TryGetValue(i, out var running) && running.FireTime == fireTime)), fireTime);
         }
 
         _metrics.FireSkipped(Name, reason);

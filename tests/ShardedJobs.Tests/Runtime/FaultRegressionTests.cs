@@ -584,4 +584,25 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Null(await h.Observer.ExistsAsync(server, cancellationToken: TestContext.Current.CancellationToken));
         Assert.NotNull(await h.Observer.ExistsAsync(new JobNodes(Job).Server("10.0.0.2"), cancellationToken: TestContext.Current.CancellationToken));
     }
+
+    [Fact]
+    public async Task A_fire_whose_misfire_flag_write_fails_after_its_markers_were_written_still_runs_the_items_it_started()
+    {
+        await using var h = await StartHarnessAsync();
+        var (_, b, _) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, duration: shard => shard.Item == 3 ? TimeSpan.FromSeconds(20) : Short);
+        var next = fire + TimeSpan.FromSeconds(15);
+        var injected = 0;
+
+        // B's next fire finds item 3 still running and starts 4 and 5 (their markers written); the write of item 3's misfire
+        // flag then fails. Before the fix the whole fire was skipped at that point: 4 and 5 were never launched, and their
+        // catch-up found their markers of that fire and took them for started already, so nobody ran them.
+        b.Registry.Faults = (operation, path) => operation == "create" && path.EndsWith("/sharding/3/misfire", StringComparison.Ordinal) && Interlocked.Exchange(ref injected, 1) == 0
+            ? RegistryFault.NotSent
+            : RegistryFault.None;
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(30), "every item of the next fire ends");
+        Assert.Equal(1, injected);
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
