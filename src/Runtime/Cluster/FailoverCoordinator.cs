@@ -91,13 +91,8 @@ internal sealed class FailoverCoordinator
                     // misfire flag then says the fire found it still running and owes it a catch-up.
                     var due = missedFire ?? (state.Misfired ? LatestFire(instanceId, marker.Content.FireTime) : null);
                     var missed = due is { } later && later > marker.Content.FireTime && _config().Config.Misfire && Owns(instanceId, item) ? later : (DateTimeOffset?)null;
-                    // A compensation it ran holds the missed fire its claim carried on from the one before (failover of a failover).
-                    if (state.Claim is { } ownClaim && ownClaim.Content.Instance == instanceId && ownClaim.Content.MissedFireTime is { } carried
-                        && carried > marker.Content.FireTime && (missed is null || carried > missed))
-                    {
-                        missed = carried;
-                    }
-
+                    // A compensation it ran holds the missed fire its claim carried on from the one before (failover of a failover):
+                    // the claim's flag below merges into this one.
                     FlagUnfinished(plan, item, state, new FailoverFlag(instanceId, marker.Content.FireTime, marker.Content.TaskId, MissedFireTime: missed));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                 }
@@ -220,7 +215,7 @@ internal sealed class FailoverCoordinator
         {
             var flagNode = await _registry.GetAsync(_nodes.FailoverItem(item), cancellationToken: cancellationToken).ConfigureAwait(false);
             if (flagNode is not null && JobNodeData.TryDecodeFailoverFlag(_nodes.FailoverItem(item), flagNode.Data, out var flag, out _)
-                && (flag!.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime) >= fireTime)
+                && OwedUntil(flag!) >= fireTime)
             {
                 answered.Add(item);
                 continue;
@@ -262,11 +257,13 @@ internal sealed class FailoverCoordinator
 
                 if (state.Marker is { } marker && marker.Content.Instance == _instanceId && marker.Content.TaskId == taskId)
                 {
-                    var carried = state.Claim is { } own && own.Content.Instance == _instanceId && own.Content.FireTime == marker.Content.FireTime ? own.Content.MissedFireTime : null;
-                    FlagUnfinished(plan, item, state, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId, MissedFireTime: carried));
+                    FlagUnfinished(plan, item, state, new FailoverFlag(_instanceId, marker.Content.FireTime, taskId));
                     plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemRunning(item), marker.Version));
                     if (state.Claim is { } claim && claim.Content.Instance == _instanceId)
                     {
+                        // The claim's fires (the same as the cut-short run's, or one its compensation waited with behind that run)
+                        // merge into the flag: the claim goes.
+                        FlagUnfinished(plan, item, state, new FailoverFlag(_instanceId, claim.Content.FireTime, claim.Content.TaskId, MissedFireTime: claim.Content.MissedFireTime));
                         plan.Operations.Add(new RegistryOp.Delete(_nodes.ItemFailover(item), claim.Version));
                     }
                 }
@@ -683,14 +680,16 @@ internal sealed class FailoverCoordinator
                 continue;
             }
 
-            var latest = flag.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime;
-            var owed = waiting!.MissedFireTime is { } owedMissed && owedMissed > waiting.FireTime ? owedMissed : waiting.FireTime;
-            if (latest > owed)
+            var latest = OwedUntil(flag);
+            if (latest > OwedUntil(waiting!))
             {
-                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(waiting with { MissedFireTime = latest }), node.Stat.Version));
+                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(waiting! with { MissedFireTime = latest }), node.Stat.Version));
             }
         }
     }
+
+    /// <summary>The latest fire a flag owes: its missed fire when it has one, else its own.</summary>
+    private static DateTimeOffset OwedUntil(FailoverFlag flag) => flag.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime;
 
     /// <summary>The fires <paramref name="instanceId"/> should have started with its assignment but did not: the latest fire
     /// time since its last started fire (<see cref="MissedFire"/>), for each of its enabled items that nobody is running.</summary>
@@ -847,7 +846,24 @@ internal sealed class FailoverCoordinator
 
         public List<RegistryOp> Operations { get; } = [];
 
-        /// <summary>The first reason found for an item wins: a marker and a claim of one compensation name the same fire.</summary>
-        public void Flag(int item, FailoverFlag flag) => Flags.TryAdd(item, flag);
+        /// <summary>
+        /// Every reason found for an item goes into its one flag. A marker and a claim of one compensation name the same fire,
+        /// but a claim may wait behind its claimant's own run of the item for another fire (a catch-up, or a fire of its own):
+        /// the earliest fire is the flag's, with its task id, and the latest one owed becomes its
+        /// <see cref="FailoverFlag.MissedFireTime"/> (one late run makes up for the fires between, as misfire coalescing does).
+        /// Keeping the first reason only lost the other's fire: the flagging multi deletes the evidence of both.
+        /// </summary>
+        public void Flag(int item, FailoverFlag flag)
+        {
+            if (!Flags.TryGetValue(item, out var found))
+            {
+                Flags[item] = flag;
+                return;
+            }
+
+            var earlier = flag.FireTime < found.FireTime ? flag : found;
+            var latest = OwedUntil(flag) > OwedUntil(found) ? OwedUntil(flag) : OwedUntil(found);
+            Flags[item] = earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
+        }
     }
 }

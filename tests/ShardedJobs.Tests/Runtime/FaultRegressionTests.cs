@@ -603,6 +603,40 @@ public sealed class FaultRegressionTests : FailoverScenarios
         await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(30), "every item of the next fire ends");
         Assert.Equal(1, injected);
         h.Log.AssertEachItemOnce(next, 9, Job);
+
+    [Fact]
+    public async Task A_claim_waiting_behind_the_claimant_s_own_run_of_another_fire_is_handed_on_when_the_claimant_dies()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var (a, b, c) = await StartThreeAsync(h, failover: true);
+        static TimeSpan First(ShardContext s) => s.Item == 4 ? TimeSpan.FromSeconds(30) : s.Item is 6 or 7 or 8 ? TimeSpan.FromSeconds(40) : Short;
+        var fire = await InterruptedFireAsync(h, duration: First);
+        var next = fire + TimeSpan.FromSeconds(15);
+        h.Script.Duration = s => s.FireTime == fire && !s.IsFailover ? First(s) : s.FireTime == next && s.Item == 4 && !s.IsFailover ? TimeSpan.FromSeconds(60) : Short;
+
+        // B and C die; A, busy with its own long items, runs item 4 for the next fire and then claims B's flag of item 4 for
+        // the fire B died in: that compensation waits for A's own run of 4. A dies then, with a marker of item 4 for the next
+        // fire and a claim of it for the earlier one. Before the fix A's departure flagged the marker's fire only and deleted
+        // the claim: item 4's earlier fire was never compensated.
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await Task.WhenAll(h.CrashAsync(b), h.CrashAsync(c));
+        var nodes = new JobNodes(Job);
+        await h.RunUntilAsync(_ => h.Observer.GetStringAsync(nodes.ItemFailover(4), TestContext.Current.CancellationToken).GetAwaiter().GetResult() is not null,
+            TimeSpan.FromSeconds(25), "A claims item 4");
+        var own = h.Log.For(next, Job).Single(r => r.Item == 4);
+        Assert.Equal("A", own.Instance);
+        Assert.Null(own.Outcome);
+        Assert.DoesNotContain(Compensations(h.Log.Runs, fire), r => r.Item == 4);
+
+        await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.CrashAsync(a);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 4 && r.FireTime == fire && r.IsFailover && r.Outcome == "ok"),
+            DetectionBudget(h) + Long, $"item 4 of fire {fire:HH:mm:ss}, whose claim A held, compensated after A died");
+        Assert.Equal("D", Compensations(h.Log.Runs, fire).Single(r => r.Item == 4).Instance);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 4 && r.FireTime == next && r.Outcome == "ok"),
+            Long, $"item 4 of fire {next:HH:mm:ss}, which A's death cut short, compensated after it");
+        Assert.Equal(1, h.Log.For(fire, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
+        Assert.Equal(1, h.Log.For(next, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
         h.Log.AssertNoOverlap();
     }
 }
