@@ -603,6 +603,8 @@ public sealed class FaultRegressionTests : FailoverScenarios
         await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(30), "every item of the next fire ends");
         Assert.Equal(1, injected);
         h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 
     [Fact]
     public async Task A_claim_waiting_behind_the_claimant_s_own_run_of_another_fire_is_handed_on_when_the_claimant_dies()
