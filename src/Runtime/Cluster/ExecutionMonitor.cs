@@ -387,6 +387,15 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         return (item, ownerLive ? MarkerState.Busy : MarkerState.Stale, node.Stat.Version, marker.Instance, marker.FireTime);
     }
 
+    /// <summary>The fire <paramref name="instanceId"/> last started items for (its progress record); null without a readable one,
+    /// or when its incarnation has started none yet.</summary>
+    public async Task<DateTimeOffset?> LastStartedFireAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        var path = _nodes.Progress(instanceId);
+        var node = await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return node is not null && JobNodeData.TryDecodeProgress(path, node.Data, out var progress, out _) && !progress!.StartedNothing ? progress.FireTime : null;
+    }
+
     /// <summary>
     /// The items of <paramref name="items"/> whose <paramref name="fireTime"/> is taken care of elsewhere: their latest start
     /// (the item node's record) is for that fire — by their previous owner, before a re-sharding moved them here — or a

@@ -31,12 +31,17 @@ public sealed record FailoverFlag(string CrashedInstance, DateTimeOffset FireTim
 /// <summary>The fire an instance last started: <c>progress/{instanceId}</c>.</summary>
 public sealed record InstanceProgress(DateTimeOffset FireTime, string TaskId)
 {
+    private const string RegisteredTaskId = "registered";
+
     /// <summary>
     /// The record of an instance incarnation that has started nothing yet: it answers for the fires due after
     /// <paramref name="at"/> only. (An earlier incarnation with the same id answered for the fires before; dating the fresh
     /// record back would make this incarnation's departure flag those fires a second time.)
     /// </summary>
-    public static InstanceProgress Registered(DateTimeOffset at) => new(at, "registered");
+    public static InstanceProgress Registered(DateTimeOffset at) => new(at, RegisteredTaskId);
+
+    /// <summary>The record of <see cref="Registered"/>: its incarnation has started no fire yet.</summary>
+    public bool StartedNothing => TaskId == RegisteredTaskId;
 }
 
 /// <summary>What <c>instances/{instanceId}</c> says about a live instance.</summary>

@@ -173,6 +173,9 @@ internal static partial class JobLog
     [LoggerMessage(EventId = 3084, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} are assigned to {Owners}, which registered after that fire came due and runs only later ones; the leader runs them for it")]
     public static partial void RunningForLateJoiner(ILogger logger, string job, DateTimeOffset fireTime, string items, string owners);
 
+    [LoggerMessage(EventId = 3085, Level = LogLevel.Information, Message = "Job '{Job}': item(s) {Items} of fire {FireTime:O} are assigned by this fire's re-sharding to {Owners}, which started that fire before it; the leader runs them for it")]
+    public static partial void RunningForEarlyStarter(ILogger logger, string job, DateTimeOffset fireTime, string items, string owners);
+
     [LoggerMessage(EventId = 3099, Level = LogLevel.Error, Message = "Job '{Job}': unexpected error while {Operation}")]
     public static partial void UnexpectedError(ILogger logger, string job, string operation, Exception exception);
 }

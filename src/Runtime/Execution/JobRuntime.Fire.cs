@@ -104,6 +104,7 @@ internal sealed partial class JobRuntime
             deadline = next;
         }
 
+        var dueUnder = _view.Sharding; // the assignment this fire came due under
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             // A catch-up runs the items this instance owned at the fire it missed, whatever the assignment is now (a re-sharding
@@ -141,8 +142,10 @@ internal sealed partial class JobRuntime
             }
 
             var disabled = _view.DisabledItems;
-            var forLateJoiners = !catchUp && source == ExecutionSource.Schedule && _election.IsLeader ? ItemsOfLateJoiners(sharding, fireTime) : [];
-            var mine = catchUp ? onlyItems! : [.. sharding.ItemsOf(_instanceId), .. forLateJoiners];
+            var leadingThisFire = !catchUp && source == ExecutionSource.Schedule && _election.IsLeader;
+            // Items of this fire whose owners do not run it: the leader runs them.
+            List<int> forOthers = leadingThisFire ? [.. ItemsOfLateJoiners(sharding, fireTime).Union(await ItemsOfEarlyStartersAsync(dueUnder, sharding, fireTime, token).ConfigureAwait(false))] : [];
+            var mine = catchUp ? onlyItems! : [.. sharding.ItemsOf(_instanceId), .. forOthers];
             var items = mine.Where(i => (onlyItems is null || onlyItems.Contains(i)) && !disabled.Contains(i) && i < config.Shards).ToList();
             if (source == ExecutionSource.Misfire && onlyItems is not null)
             {
@@ -171,7 +174,7 @@ internal sealed partial class JobRuntime
                 }
             }
 
-            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire || forLateJoiners.Count > 0 || dueWhileUnregistered))
+            if (config.MonitorExecution && items.Count > 0 && (sharding.Generation != _lastStartGeneration || source == ExecutionSource.Misfire || forOthers.Count > 0 || dueWhileUnregistered))
             {
                 // The assignment changed since this instance last started items (or this is a catch-up): an item may have run
                 // this very fire already on its previous owner, before the re-sharding moved it here.
@@ -272,6 +275,41 @@ internal sealed partial class JobRuntime
         }
 
         return [.. late.Select(o => o.Key).Order()];
+    }
+
+    /// <summary>
+    /// The leader's part at a fire whose re-sharding moved items (from <paramref name="dueUnder"/>, the assignment the fire came
+    /// due under, to <paramref name="sharding"/>): those it gives to instances that started this fire before the re-sharding (by
+    /// their clocks, ahead of the leader's; their progress record is at it or later). They ran the fire under the old
+    /// assignment, without these items, and the old owner may be gone: nobody else would run this fire of them. Those run for
+    /// this fire already (by a live old owner) are dropped by the start's check of the items' last starts.
+    /// </summary>
+    private async Task<List<int>> ItemsOfEarlyStartersAsync(ShardingSnapshot dueUnder, ShardingSnapshot sharding, DateTimeOffset fireTime, CancellationToken token)
+    {
+        if (sharding.Generation == dueUnder.Generation)
+        {
+            return [];
+        }
+
+        List<int> items = [];
+        List<string> owners = [];
+        foreach (var moved in sharding.Owners
+            .Where(o => o.Value != _instanceId && (!dueUnder.Owners.TryGetValue(o.Key, out var before) || before != o.Value))
+            .GroupBy(o => o.Value, o => o.Key, StringComparer.Ordinal))
+        {
+            if (await _monitor.LastStartedFireAsync(moved.Key, token).ConfigureAwait(false) is { } started && started >= fireTime)
+            {
+                items.AddRange(moved);
+                owners.Add(moved.Key);
+            }
+        }
+
+        if (items.Count > 0)
+        {
+            JobLog.RunningForEarlyStarter(_logger, Name, fireTime, string.Join(",", items.Order()), string.Join(", ", owners.Order(StringComparer.Ordinal)));
+        }
+
+        return [.. items.Order()];
     }
 
     /// <summary>

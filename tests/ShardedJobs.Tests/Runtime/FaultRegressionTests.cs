@@ -641,4 +641,63 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Equal(1, h.Log.For(next, Job).Count(r => r.Item == 4 && r.Outcome == "ok"));
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_fire_that_waited_for_a_resharding_the_leader_made_at_its_next_fire_runs_the_assignment_it_came_due_under()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        // A leads with its clock 1.5 s ahead: it fires (and shards) before B and C do.
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure, clockSkew: TimeSpan.FromMilliseconds(1500));
+        await h.StartNodeAsync("B", [job], Configure);
+        await h.StartNodeAsync("C", [job], Configure);
+        var settled = await InterruptedFireAsync(h, longItems: []);
+        var fire = settled + TimeSpan.FromSeconds(15);
+
+        // A has run its items of the fire (no re-sharding pending then) when D joins, a quarter second before the fire, with
+        // its clock half a second ahead: D's first fire is the next one. A flags re-sharding; B and C, at the fire, wait for
+        // it, and A shards at its next fire. Before the fix B and C then ran their items of the new assignment for this fire:
+        // the items it moved to D (and to A) were run by nobody for it.
+        await h.AdvanceToAsync(fire - TimeSpan.FromMilliseconds(250));
+        Assert.Equal(3, h.Log.For(fire, Job).Count(r => r.Instance == "A"));
+        var late = await h.StartNodeAsync("0", [job], Configure, clockSkew: TimeSpan.FromMilliseconds(500));
+        Assert.Equal(fire + TimeSpan.FromSeconds(15), late.Job(Job).NextFireTime);
+
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(20), "every item of the fire ends");
+        Assert.Equal(Layout("C:0,1,2 B:3,4,5 A:6,7,8"), h.Log.AssertEachItemOnce(fire, 9, Job));
+        Assert.Equal(Layout("C:0,1,8 B:2,3 A:4,5 0:6,7"), await h.AssignmentAsync(Job, 9));
+
+        var next = fire + TimeSpan.FromSeconds(15);
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(20), "every item of the next fire ends");
+        Assert.Contains(h.Log.For(next, Job), r => r.Instance == "0");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task Items_a_leader_s_resharding_moves_to_an_instance_that_started_the_fire_already_are_run_by_the_leader()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        // C's clock is a second ahead: it starts each fire before the leader A shards at it.
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure);
+        var b = await h.StartNodeAsync("B", [job], Configure);
+        var c = await h.StartNodeAsync("C", [job], Configure, clockSkew: TimeSpan.FromSeconds(1));
+        var settled = await InterruptedFireAsync(h, longItems: []);
+        var fire = settled + TimeSpan.FromSeconds(15);
+
+        // B dies so that its session expires after C started the fire and before A's fire. A handles the departure (C cannot
+        // read B's progress record), by its clock before the fire: it flags nothing (B missed no fire yet), and A shards at
+        // the fire, giving B's items to C and A. Before the fix C, past the fire, ran none of them, and A only its own: the
+        // items moved to C were run by nobody for the fire.
+        c.Registry.Faults = (operation, path) => path.EndsWith("/progress/B", StringComparison.Ordinal) ? RegistryFault.NotSent : RegistryFault.None;
+        await h.AdvanceToAsync(fire - TimeSpan.FromMilliseconds(500) - h.SessionTimeout);
+        await h.CrashAsync(b);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(10), "every item of the fire ends");
+        var ran = h.Log.AssertEachItemOnce(fire, 9, Job);
+        Assert.DoesNotContain("B", ran.Values);
+        Assert.DoesNotContain(h.Log.For(fire, Job), r => r.IsFailover);
+        Assert.Contains("C", (await h.AssignmentAsync(Job, 9)).Values.Where((owner, item) => item is 3 or 4 or 5));
+        h.Log.AssertNoOverlap();
+    }
 }
