@@ -700,4 +700,63 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Contains("C", (await h.AssignmentAsync(Job, 9)).Values.Where((owner, item) => item is 3 or 4 or 5));
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_departed_instance_s_claim_of_one_fire_waiting_behind_its_own_run_of_another_is_compensated_too()
+    {
+        // A short session timeout: A's crash is handled before the fire after the interrupted one, so exactly two fires are owed.
+        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var ct = TestContext.Current.CancellationToken;
+        var nodes = new JobNodes(Job);
+        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15); // the first fire shards; A alone owns every item
+        h.Script.Duration = shard => shard.Item == 8 && shard.FireTime == fire ? TimeSpan.FromSeconds(20) : Short;
+        var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
+        Assert.Contains(h.Log.For(fire, Job), r => r.Item == 8 && r.Instance == "A" && r.Outcome is null);
+
+        // Item 8 of an earlier fire waits for failover (left unfinished by an instance that is gone; written here directly —
+        // in the simulator it was the fire of an instance that held every item before a re-sharding). A, busy with its own
+        // run of item 8, claims it once it has waited long enough: the compensation waits behind that run.
+        var earlier = fire - TimeSpan.FromSeconds(15);
+        await h.Observer.CreateWithParentsAsync(nodes.FailoverItem(8), JobNodeData.Encode(new FailoverFlag("Z", earlier, "z-task", h.Now)), cancellationToken: ct);
+        var claimedBy = h.Now + TimeSpan.FromSeconds(12);
+        while (await h.Observer.GetStringAsync(nodes.ItemFailover(8), ct) is not { } claim || !claim.Contains("\"A\"", StringComparison.Ordinal))
+        {
+            Assert.True(h.Now < claimedBy, "A claims item 8");
+            await h.AdvanceAsync(TimeSpan.FromMilliseconds(100));
+        }
+
+        // A crashes holding both: its marker of the fire and its claim of the earlier one. Before the fix its departure flagged
+        // the marker's fire only (the first reason found won) and deleted the claim: nobody ran item 8 of the earlier fire.
+        await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.CrashAsync(a);
+        Assert.True(h.Now + h.SessionTimeout < fire + TimeSpan.FromSeconds(14), "A's departure is handled before the next fire");
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 8 && r.FireTime == earlier && r.IsFailover && r.Outcome == "ok") && runs.Any(r => r.Item == 8 && r.FireTime == fire && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(30), "item 8 of both fires completes");
+        Assert.Single(h.Log.For(earlier, Job), r => r.Item == 8 && r.IsFailover && r.Instance == "D" && r.Outcome == "ok");
+        Assert.Single(h.Log.For(fire, Job), r => r.Item == 8 && r.IsFailover && r.Instance == "D" && r.Outcome == "ok");
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
+    public async Task An_item_a_re_sharding_moves_to_an_instance_that_already_started_the_fire_is_run_by_its_owner_at_that_fire()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        // The leader's clock is 2 s ahead: it starts every fire 2 s before the others.
+        await h.StartNodeAsync("A", [job], Configure, clockSkew: TimeSpan.FromSeconds(2));
+        await h.StartNodeAsync("B", [job], Configure);
+        var c = await h.StartNodeAsync("C", [job], Configure);
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // C leaves between A's start of the next fire and B's: A had started it with the old assignment, and B's fire waits
+        // for the re-sharding, which A makes at its fire after. Before the fix B then ran the next fire with the new assignment:
+        // item 3, which moved from B to A, was run by neither (A had started that fire without it).
+        await h.AdvanceToAsync(next - TimeSpan.FromSeconds(6));
+        await h.CrashAsync(c);
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(40), "every item of the next fire ends");
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
