@@ -158,7 +158,9 @@ internal sealed class FailoverCoordinator
 
             // The item nodes' versions first, then their last starts: a start between the two reads fails the multi's checks.
             var versions = new Dictionary<int, int>();
-            foreach (var item in items.Where(i => Owns(owner, i)).Order())
+            // The items of the assignment the fire ran on (the caller's), not of the current one: a fire that waited for a
+            // re-sharding made at a later fire ran on the one it came due under, where the gone owner still has them.
+            foreach (var item in items.Where(i => i < _config().Config.Shards && !_view.DisabledItems.Contains(i)).Order())
             {
                 if (await _registry.ExistsAsync(_nodes.Item(item), cancellationToken: cancellationToken).ConfigureAwait(false) is { } stat)
                 {
