@@ -18,12 +18,29 @@ if (args.Contains("--no-faults"))
 
 var watch = Stopwatch.StartNew();
 var failed = 0;
+var hung = 0;
 var runs = 0L;
 var faults = new Dictionary<FaultKind, int>();
 var gate = new object();
 Parallel.For(from, from + seeds, new ParallelOptions { MaxDegreeOfParallelism = parallel }, seed =>
 {
-    var result = FaultSimulation.Run(seed, options);
+    SimulationResult result;
+    try
+    {
+        result = FaultSimulation.Run(seed, options);
+    }
+    catch (TimeoutException e)
+    {
+        lock (gate)
+        {
+            failed++;
+            hung++;
+            Console.WriteLine(e.Message); // its thread stays behind, in the background: the other seeds go on
+        }
+
+        return;
+    }
+
     lock (gate)
     {
         runs += result.Runs;
@@ -45,7 +62,7 @@ Parallel.For(from, from + seeds, new ParallelOptions { MaxDegreeOfParallelism = 
 });
 var byKind = string.Join(", ", faults.OrderBy(f => f.Key).Select(f => $"{f.Key} {f.Value}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"simulator: {seeds} seeds, {failed} with violations, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled, {FaultSimulation.ThreadChecks} thread checks)"));
+    $"simulator: {seeds} seeds, {failed} with violations{(hung > 0 ? $" ({hung} hung)" : "")}, {faults.Values.Sum()} faults ({byKind}), {runs} runs, {watch.Elapsed.TotalSeconds:0.0} s, {FaultSimulation.Steps} steps ({FaultSimulation.Unsettled} unsettled, {FaultSimulation.ThreadChecks} thread checks)"));
 return failed == 0 ? 0 : 1;
 
 int Option(string name, int fallback)

@@ -19,6 +19,9 @@ public sealed record SimulationOptions
 
     /// <summary>The mean gap between two faults of the schedule.</summary>
     public TimeSpan MeanFaultGap { get; init; } = TimeSpan.FromSeconds(75);
+
+    /// <summary>Wall time after which a seed counts as hung (it takes seconds): it is reported with its plan and last log lines.</summary>
+    public TimeSpan HangBound { get; init; } = TimeSpan.FromMinutes(3);
 }
 
 /// <summary>One seed's verdict, with everything needed to understand and replay a failure.</summary>
@@ -104,7 +107,15 @@ public sealed class FaultSimulation
             }
         }, maxStackSize: 16 * 1024 * 1024) { IsBackground = true, Name = $"simulation seed {seed}" };
         thread.Start();
-        thread.Join();
+        if (!thread.Join(options.HangBound))
+        {
+            // A seed takes seconds: one still running after this long waits for something that fake time never brings (a
+            // stop or a start that does not end). Report it with what it was doing, rather than hang the whole run.
+            throw new TimeoutException($"seed {seed}: the simulation hung (no end after {options.HangBound} of wall time) at {simulation._clock.GetUtcNow():HH:mm:ss.fff} simulated, slots "
+                + string.Join(", ", simulation._slots.Select(s => $"{s.InstanceId}:{(s.Starting ? "starting" : s.Node is null ? "-" : s.Node.IsSettled ? "ok" : "busy")}"))
+                + $"\n{plan.Describe()}\nlast log lines:\n{simulation._ringLog.Describe()}");
+        }
+
         return failure is null ? result! : throw new InvalidOperationException($"seed {seed}: the simulation itself failed\n{plan.Describe()}", failure);
     }
 
