@@ -656,12 +656,14 @@ internal sealed class FailoverCoordinator
 
     /// <summary>
     /// Adds to <paramref name="plan"/> the writes of its flags. An item nobody waits for gets its flag. An item that waits
-    /// already (another departure flagged it, for an earlier fire, and nobody has claimed it yet) keeps its one flag, but
-    /// that flag must answer for this departure too: the later fire this one leaves unfinished becomes the flag's
-    /// <see cref="FailoverFlag.MissedFireTime"/> (the latest wins: one late run makes up for the fires missed before it), so the
-    /// compensation of the earlier fire moves on to it. Dropping it would lose that fire: nothing else is owed for it any more,
-    /// since the flagging multi deletes the marker that was its evidence. The write is at the flag's version: a claim meanwhile
-    /// fails the multi, which reads the evidence again.
+    /// already (another departure flagged it and nobody has claimed it yet) keeps its one flag, but that flag must answer for
+    /// this departure too, merged as <see cref="FlagPlan.Merge"/> merges two reasons: the later fire this one leaves unfinished
+    /// becomes the flag's <see cref="FailoverFlag.MissedFireTime"/> (the latest wins: one late run makes up for the fires missed
+    /// before it), so the compensation of the earlier fire moves on to it — and an earlier fire (a claim of a fire before the
+    /// waiting flag's, which held the item so that the flag waited behind it) becomes the flag's own fire, compensated first,
+    /// with the waiting one as its missed fire. Dropping either would lose that fire: nothing else is owed for it any more, since
+    /// the flagging multi deletes the marker or claim that was its evidence. The write is at the flag's version: a claim
+    /// meanwhile fails the multi, which reads the evidence again.
     /// </summary>
     private async Task AddFlagOperationsAsync(FlagPlan plan, Evidence evidence, CancellationToken cancellationToken)
     {
@@ -682,10 +684,11 @@ internal sealed class FailoverCoordinator
                 continue;
             }
 
-            var latest = OwedUntil(flag);
-            if (latest > OwedUntil(waiting!))
+            // The flag keeps when it was first raised: claimants take the oldest first.
+            var merged = FlagPlan.Merge(waiting!, flag) with { FlaggedAt = waiting!.FlaggedAt };
+            if (merged != waiting)
             {
-                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(waiting! with { MissedFireTime = latest }), node.Stat.Version));
+                plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(merged), node.Stat.Version));
             }
         }
     }
@@ -855,17 +858,16 @@ internal sealed class FailoverCoordinator
         /// <see cref="FailoverFlag.MissedFireTime"/> (one late run makes up for the fires between, as misfire coalescing does).
         /// Keeping the first reason only lost the other's fire: the flagging multi deletes the evidence of both.
         /// </summary>
-        public void Flag(int item, FailoverFlag flag)
-        {
-            if (!Flags.TryGetValue(item, out var found))
-            {
-                Flags[item] = flag;
-                return;
-            }
+        public void Flag(int item, FailoverFlag flag) =>
+            Flags[item] = Flags.TryGetValue(item, out var found) ? Merge(found, flag) : flag;
 
-            var earlier = flag.FireTime < found.FireTime ? flag : found;
-            var latest = OwedUntil(flag) > OwedUntil(found) ? OwedUntil(flag) : OwedUntil(found);
-            Flags[item] = earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
+        /// <summary>One flag owing what both owe: the earlier fire with its task id (the first one's on a tie), and the latest
+        /// fire either owes as its missed fire.</summary>
+        public static FailoverFlag Merge(FailoverFlag first, FailoverFlag second)
+        {
+            var earlier = second.FireTime < first.FireTime ? second : first;
+            var latest = OwedUntil(second) > OwedUntil(first) ? OwedUntil(second) : OwedUntil(first);
+            return earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
         }
     }
 }

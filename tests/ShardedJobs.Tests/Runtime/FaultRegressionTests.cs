@@ -759,4 +759,33 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_departed_instance_s_claim_of_a_fire_earlier_than_the_flag_already_waiting_for_its_item_is_compensated_too()
+    {
+        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var ct = TestContext.Current.CancellationToken;
+        var nodes = new JobNodes(Job);
+        var fire = h.NextFire(Cron); // A alone owns every item
+        var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(20), "every item of the fire ends");
+
+        // A holds a claim of item 8 for an earlier fire (a compensation waiting behind a run of the item elsewhere, in the
+        // simulator), and a flag of item 8 for a later fire waits behind that live claim (another instance that owned the
+        // item then is gone). Both written here directly.
+        var earlier = fire - TimeSpan.FromSeconds(30);
+        await h.Observer.CreateWithParentsAsync(nodes.ItemFailover(8), JobNodeData.Encode(new ItemMarker("A", earlier, "a-task")), cancellationToken: ct);
+        await h.Observer.CreateWithParentsAsync(nodes.FailoverItem(8), JobNodeData.Encode(new FailoverFlag("Z", fire, "z-task", h.Now)), cancellationToken: ct);
+
+        // A crashes; D, started after A's session expired, handles A's departure. Before the fix the claim's earlier fire was
+        // merged into the waiting flag only if it was later than that flag's fire, and the claim deleted: item 8's earlier fire
+        // was never compensated.
+        await h.CrashAsync(a);
+        await h.AdvanceAsync(h.SessionTimeout + TimeSpan.FromSeconds(1));
+        await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 8 && r.FireTime == earlier && r.IsFailover && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(30), "item 8 of the earlier fire, whose claim A held, is compensated");
+        Assert.Single(h.Log.For(earlier, Job), r => r.Item == 8 && r.IsFailover && r.Instance == "D" && r.Outcome == "ok");
+        h.Log.AssertNoOverlap();
+    }
 }
