@@ -79,7 +79,7 @@ internal sealed class FailoverCoordinator
             }
 
             var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
-            var plan = new FlagPlan(_time.GetUtcNow());
+            var plan = new FlagPlan(_time.GetUtcNow(), Merge);
             var missedFire = MissedFire(instanceId, progress);
             foreach (var (item, state) in evidence.Items)
             {
@@ -169,7 +169,7 @@ internal sealed class FailoverCoordinator
             }
 
             var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
-            var plan = new FlagPlan(_time.GetUtcNow());
+            var plan = new FlagPlan(_time.GetUtcNow(), Merge);
             foreach (var (item, version) in versions)
             {
                 if (!evidence.Items.TryGetValue(item, out var state)
@@ -249,7 +249,7 @@ internal sealed class FailoverCoordinator
             }
 
             var evidence = await ReadEvidenceAsync(cancellationToken).ConfigureAwait(false);
-            var plan = new FlagPlan(_time.GetUtcNow());
+            var plan = new FlagPlan(_time.GetUtcNow(), Merge);
             foreach (var (item, taskId) in items)
             {
                 if (!evidence.Items.TryGetValue(item, out var state))
@@ -556,7 +556,7 @@ internal sealed class FailoverCoordinator
             return;
         }
 
-        var plan = new FlagPlan(_time.GetUtcNow());
+        var plan = new FlagPlan(_time.GetUtcNow(), Merge);
         FlagUnfinished(plan, claim.Item, current.Content, claim.Flag with { MissedFireTime = current.Content.MissedFireTime });
         List<RegistryOp> operations = [new RegistryOp.Delete(_nodes.ItemFailover(claim.Item), current.Version)];
         operations.AddRange(plan.Flags.Values.Select(flag => new RegistryOp.Create(_nodes.FailoverItem(claim.Item), JobNodeData.Encode(flag))));
@@ -597,7 +597,7 @@ internal sealed class FailoverCoordinator
                     continue;
                 }
 
-                var plan = new FlagPlan(now);
+                var plan = new FlagPlan(now, Merge);
                 FlagUnfinished(plan, item, state, new FailoverFlag(evidenceNode.Content.Instance, evidenceNode.Content.FireTime, evidenceNode.Content.TaskId, MissedFireTime: evidenceNode.Content.MissedFireTime));
                 plan.Operations.Add(new RegistryOp.Delete(path, evidenceNode.Version));
                 await AddFlagOperationsAsync(plan, evidence, cancellationToken).ConfigureAwait(false);
@@ -657,7 +657,7 @@ internal sealed class FailoverCoordinator
     /// <summary>
     /// Adds to <paramref name="plan"/> the writes of its flags. An item nobody waits for gets its flag. An item that waits
     /// already (another departure flagged it and nobody has claimed it yet) keeps its one flag, but that flag must answer for
-    /// this departure too, merged as <see cref="FlagPlan.Merge"/> merges two reasons: the later fire this one leaves unfinished
+    /// this departure too, merged as <see cref="Merge"/> merges two reasons: the later fire this one leaves unfinished
     /// becomes the flag's <see cref="FailoverFlag.MissedFireTime"/> (the latest wins: one late run makes up for the fires missed
     /// before it), so the compensation of the earlier fire moves on to it — and an earlier fire (a claim of a fire before the
     /// waiting flag's, which held the item so that the flag waited behind it) becomes the flag's own fire, compensated first,
@@ -685,12 +685,33 @@ internal sealed class FailoverCoordinator
             }
 
             // The flag keeps when it was first raised: claimants take the oldest first.
-            var merged = FlagPlan.Merge(waiting!, flag) with { FlaggedAt = waiting!.FlaggedAt };
+            var merged = Merge(item, waiting!, flag) with { FlaggedAt = waiting!.FlaggedAt };
             if (merged != waiting)
             {
                 plan.Operations.Add(new RegistryOp.SetData(path, JobNodeData.Encode(merged), node.Stat.Version));
             }
         }
+    }
+
+    /// <summary>
+    /// One flag for two reasons of one item: the earliest fire is the flag's, with its task id, and the latest one owed becomes
+    /// its <see cref="FailoverFlag.MissedFireTime"/> (one late run makes up for the fires between, as misfire coalescing does).
+    /// But one flag holds two fires, and an earlier flag with a missed fire of its own that a later reason, for a later fire,
+    /// joins owes three: then the earlier flag's own fire goes, coalesced into its missed fire (that fire came while the run of
+    /// its own held the item, so only it is owed). Keeping the own fire dropped the missed one, which was lost whenever runs on
+    /// time came between it and the later fire (an item whose runs outlast the interval, its owner gone twice before the first
+    /// compensation could start).
+    /// </summary>
+    private FailoverFlag Merge(int item, FailoverFlag first, FailoverFlag second)
+    {
+        var (earlier, later) = first.FireTime <= second.FireTime ? (first, second) : (second, first);
+        var latest = OwedUntil(first) > OwedUntil(second) ? OwedUntil(first) : OwedUntil(second);
+        if (earlier.MissedFireTime is { } missed && missed > earlier.FireTime && later.FireTime > earlier.FireTime && latest > missed)
+        {
+            earlier = earlier with { FireTime = missed, TaskId = NeverStartedTaskId(item, earlier.CrashedInstance, missed) };
+        }
+
+        return earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
     }
 
     /// <summary>The latest fire a flag owes: its missed fire when it has one, else its own.</summary>
@@ -843,7 +864,7 @@ internal sealed class FailoverCoordinator
 
     private sealed record Evidence(ImmutableDictionary<int, ItemEvidence> Items, ImmutableHashSet<int> PendingFlags);
 
-    private sealed class FlagPlan(DateTimeOffset now)
+    private sealed class FlagPlan(DateTimeOffset now, Func<int, FailoverFlag, FailoverFlag, FailoverFlag> merge)
     {
         public DateTimeOffset Now { get; } = now;
 
@@ -852,22 +873,11 @@ internal sealed class FailoverCoordinator
         public List<RegistryOp> Operations { get; } = [];
 
         /// <summary>
-        /// Every reason found for an item goes into its one flag. A marker and a claim of one compensation name the same fire,
-        /// but a claim may wait behind its claimant's own run of the item for another fire (a catch-up, or a fire of its own):
-        /// the earliest fire is the flag's, with its task id, and the latest one owed becomes its
-        /// <see cref="FailoverFlag.MissedFireTime"/> (one late run makes up for the fires between, as misfire coalescing does).
-        /// Keeping the first reason only lost the other's fire: the flagging multi deletes the evidence of both.
+        /// Every reason found for an item goes into its one flag (<see cref="Merge"/>). A marker and a claim of one compensation
+        /// name the same fire, but a claim may wait behind its claimant's own run of the item for another fire (a catch-up, or a
+        /// fire of its own). Keeping the first reason only lost the other's fire: the flagging multi deletes the evidence of both.
         /// </summary>
         public void Flag(int item, FailoverFlag flag) =>
-            Flags[item] = Flags.TryGetValue(item, out var found) ? Merge(found, flag) : flag;
-
-        /// <summary>One flag owing what both owe: the earlier fire with its task id (the first one's on a tie), and the latest
-        /// fire either owes as its missed fire.</summary>
-        public static FailoverFlag Merge(FailoverFlag first, FailoverFlag second)
-        {
-            var earlier = second.FireTime < first.FireTime ? second : first;
-            var latest = OwedUntil(second) > OwedUntil(first) ? OwedUntil(second) : OwedUntil(first);
-            return earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
-        }
+            Flags[item] = Flags.TryGetValue(item, out var found) ? merge(item, found, flag) : flag;
     }
 }

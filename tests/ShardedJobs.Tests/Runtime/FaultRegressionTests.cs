@@ -739,6 +739,44 @@ public sealed class FaultRegressionTests : FailoverScenarios
     }
 
     [Fact]
+    public async Task A_departure_that_joins_a_waiting_flag_with_a_missed_fire_of_its_own_keeps_that_missed_fire()
+    {
+        // A short session timeout: A's crash is handled before the fire after the interrupted one, so one fire of A's is owed.
+        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var ct = TestContext.Current.CancellationToken;
+        var nodes = new JobNodes(Job);
+        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15); // the first fire shards; A alone owns every item
+        h.Script.Duration = shard => shard.Item == 8 && shard.FireTime == fire ? TimeSpan.FromSeconds(20) : Short;
+        var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
+        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
+        Assert.Contains(h.Log.For(fire, Job), r => r.Item == 8 && r.Instance == "A" && r.Outcome is null);
+        // D, the claimant, cannot claim item 8 until A's departure is handled: the flag waits unclaimed until then.
+        var claimsBlocked = 1;
+        var d = await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure);
+        d.Registry.Faults = (operation, path) => Volatile.Read(ref claimsBlocked) == 1 && operation is "create" or "multi" && path == nodes.ItemFailover(8) ? RegistryFault.NotSent : RegistryFault.None;
+
+        // Item 8 waits for failover, unclaimed: an instance that is gone crashed running an earlier fire and also missed the one
+        // after it, which came while that run held the item (written here directly; in the simulator the owner's runs outlasted
+        // the interval and it left twice before the first compensation could start). Then A crashes running item 8 of the fire,
+        // before anyone claims the flag: its departure joins the waiting flag. Before the fix the joined flag kept the earlier
+        // fire and the fire A left unfinished, dropping the missed fire in between: nobody ran item 8 of it.
+        var missed = fire - TimeSpan.FromSeconds(15);
+        var crashed = missed - TimeSpan.FromSeconds(15);
+        await h.Observer.CreateWithParentsAsync(nodes.FailoverItem(8),
+            JobNodeData.Encode(new FailoverFlag("Z", crashed, "z-task", h.Now, MissedFireTime: missed)), cancellationToken: ct);
+        await h.CrashAsync(a);
+        Assert.True(h.Now + h.SessionTimeout < fire + TimeSpan.FromSeconds(14), "A's departure is handled before the next fire");
+        await h.RunUntilAsync(_ => h.Observer.ExistsAsync(nodes.Progress("A"), cancellationToken: ct).GetAwaiter().GetResult() is null,
+            DetectionBudget(h) + TimeSpan.FromSeconds(10), "A's departure is handled");
+        Volatile.Write(ref claimsBlocked, 0);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 8 && r.FireTime == missed && r.IsFailover && r.Outcome == "ok") && runs.Any(r => r.Item == 8 && r.FireTime == fire && r.IsFailover && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(40), "item 8 of the missed fire and of A's fire completes");
+        Assert.Single(h.Log.For(missed, Job), r => r.Item == 8 && r.IsFailover && r.Outcome == "ok");
+        Assert.Single(h.Log.For(fire, Job), r => r.Item == 8 && r.IsFailover && r.Outcome == "ok");
+        h.Log.AssertNoOverlap();
+    }
+
+    [Fact]
     public async Task An_item_a_re_sharding_moves_to_an_instance_that_already_started_the_fire_is_run_by_its_owner_at_that_fire()
     {
         await using var h = (TestCluster)await StartHarnessAsync();
