@@ -684,6 +684,15 @@ internal sealed partial class JobRuntime
 
         var node = await _registry.GetAsync(path, cancellationToken: _stopping.Token).ConfigureAwait(false);
         _departureHandedOver = node is null;
+        if (node is null)
+        {
+            // Its departure handled, this instance dropped its catch-ups (RecoverAsync): it does not run the fires that came
+            // due before it is registered again. A leader that shards it back in at such a fire (the leader's fire starting
+            // later, by its clock or a wait) must run its items of it, as for any late joiner (ItemsOfLateJoiners): nobody
+            // else does — the departure had nothing of that fire to flag.
+            _firesAfter = _time.GetUtcNow();
+        }
+
         RegistryOp progress = node is null
             ? new RegistryOp.Create(path, JobNodeData.Encode(InstanceProgress.Registered(_time.GetUtcNow())))
             : new RegistryOp.SetData(path, node.Data, node.Stat.Version);

@@ -72,7 +72,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<(int Item, DateTimeOffset FireTime), bool> _lateCompletions = new();
     // (item, what it waits for) with a watch armed to run the catch-ups when that node goes: one each (CatchUpWhenGone)
     private readonly ConcurrentDictionary<(int Item, CatchUpWait Wait), byte> _catchUpWatches = new();
-    private DateTimeOffset _firesAfter; // this incarnation runs the fires strictly after it (its trigger starts from it)
+    private DateTimeOffset _firesAfter; // this incarnation runs the fires strictly after it (its trigger starts from it; a new session after a handled departure moves it on)
     private long _registrationSession;   // the session this instance's registration was last written in
     private long _reregisteredAtTicks = long.MinValue; // when a new session's registration came back after a handled departure
     private volatile ResolvedJobConfig _resolved;

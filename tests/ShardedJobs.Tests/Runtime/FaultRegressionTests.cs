@@ -826,4 +826,30 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.Single(h.Log.For(earlier, Job), r => r.Item == 8 && r.IsFailover && r.Instance == "D" && r.Outcome == "ok");
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_fire_an_instance_skipped_while_its_expired_session_was_handed_over_is_run_by_the_leader_that_sharded_it_back_in()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        // The leader's clock is a second behind: it starts (and shards) every fire a second after the others.
+        await h.StartNodeAsync("A", [job], Configure, clockSkew: TimeSpan.FromSeconds(-1));
+        var b = await h.StartNodeAsync("B", [job], Configure);
+        await h.StartNodeAsync("C", [job], Configure);
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // B is cut off past its session timeout, idle: the others handle its departure (nothing to flag). Still cut off at the
+        // next fire, B skips it; it is back on a new session just before the leader's sharding at that fire, which gives it its
+        // items again. Before the fix nobody ran B's items of that fire: its catch-up went with the old session (the
+        // departure was handled), the departure had nothing of that fire to flag, and the leader took B for one that runs it.
+        await h.AdvanceToAsync(fire + TimeSpan.FromSeconds(2));
+        await h.CutAsync(b);
+        await h.AdvanceToAsync(next + TimeSpan.FromMilliseconds(300));
+        await h.RestoreAsync(b);
+        await h.RunUntilAsync(runs => Ended(runs, next) == 9, TimeSpan.FromSeconds(20), "every item of the next fire ends");
+        Assert.Equal("B", (await h.AssignmentAsync(Job, 9))[3]);
+        h.Log.AssertEachItemOnce(next, 9, Job);
+        h.Log.AssertNoOverlap();
+    }
 }
