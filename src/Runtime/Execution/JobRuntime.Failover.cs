@@ -21,6 +21,16 @@ internal sealed partial class JobRuntime
         try
         {
             await _failover.FlagDepartedAsync(instanceId, "left (its registration is gone)", _stopping.Token).ConfigureAwait(false);
+
+            // The departure may have been handled by an instance whose clock had not reached this instance's last fire (it
+            // flagged only the fires it counted), and which then died before its own fire could flag the rest: that fire of
+            // the gone owner's items, which it still held when this instance ran the fire, would be owed by nobody. Flagged
+            // here as never started unless something started or answers for them (FlagUnrunAsync checks; once only).
+            if (_lastScheduledFire is { } last
+                && last.Sharding.ItemsOf(instanceId) is { Count: > 0 } items)
+            {
+                await _failover.FlagUnrunAsync(instanceId, items, last.FireTime, _stopping.Token).ConfigureAwait(false);
+            }
         }
         catch (RegistryException e)
         {
@@ -434,6 +444,9 @@ internal sealed partial class JobRuntime
 
     /// <summary>Items of this instance's own fires (not compensations) are running here.</summary>
     private bool RunsOwnItems => _runningHere.Keys.Any(item => !_compensating.ContainsKey(item));
+
+    /// <summary>A fire this instance ran on schedule and the assignment it ran on.</summary>
+    private sealed record ScheduledFire(DateTimeOffset FireTime, ShardingSnapshot Sharding);
 
     /// <summary>What runs here for an item: the execution's task id and the fire it belongs to.</summary>
     private sealed record RunningItem(string TaskId, DateTimeOffset FireTime);

@@ -248,6 +248,7 @@ internal sealed partial class JobRuntime
 
             if (!catchUp && source == ExecutionSource.Schedule && FailoverActive)
             {
+                _lastScheduledFire = new ScheduledFire(fireTime, sharding);
                 FlagItemsOfDepartedOwners(sharding, fireTime, config, disabled);
             }
 

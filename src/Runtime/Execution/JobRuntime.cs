@@ -85,6 +85,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     private volatile bool _registered;
     private volatile bool _departureHandedOver; // the last session's departure was handled by the others (progress record gone)
     private int _lastStartGeneration = -1;      // the sharding generation of this instance's last started fire
+    private volatile ScheduledFire? _lastScheduledFire; // this instance's last fire on schedule, with the assignment it ran on
     private int _busyClaimScheduled;            // 1 while a busy instance's delayed claim is scheduled
     private long _taskSequence;
     private int _stopped;

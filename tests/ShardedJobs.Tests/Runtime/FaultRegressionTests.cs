@@ -852,4 +852,36 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertEachItemOnce(next, 9, Job);
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_departure_handled_by_an_instance_whose_clock_lags_flags_the_fire_the_others_started_already()
+    {
+        await using var h = (TestCluster)await StartHarnessAsync();
+        var job = Define(failover: true, monitorExecution: true);
+        await h.StartNodeAsync("A", [job], Configure);
+        var b = await h.StartNodeAsync("B", [job], Configure);
+        // C's clock is 2 s behind: it starts every fire 2 s after the others.
+        var c = await h.StartNodeAsync("C", [job], Configure, clockSkew: TimeSpan.FromSeconds(-2));
+        var fire = await InterruptedFireAsync(h, longItems: []);
+        var next = fire + TimeSpan.FromSeconds(15);
+
+        // B dies before the next fire; its session ends half a second after it, when A has started that fire and C's clock has
+        // not reached it. A is cut off just then, so C handles B's departure — and C dies before its own fire. Before the fix
+        // C counted the fires B missed up to its own clock, flagged none, and deleted B's progress record: B's items of the
+        // next fire were run by nobody (A ran that fire while B still held them; now A flags them when it sees B gone).
+        await h.AdvanceToAsync(next - h.SessionTimeout + TimeSpan.FromMilliseconds(500));
+        await h.CrashAsync(b);
+        await h.AdvanceToAsync(next + TimeSpan.FromMilliseconds(250));
+        var a = h.Nodes.Single(n => n.InstanceId == "A");
+        await h.CutAsync(a);
+        await h.AdvanceToAsync(next + TimeSpan.FromSeconds(1));
+        await h.CrashAsync(c);
+        await h.RestoreAsync(a);
+        // (C may start the compensations itself before it dies: those runs are cut short and handed on.)
+        await h.RunUntilAsync(runs => Enumerable.Range(0, 9).All(i => runs.Any(r => r.FireTime == next && r.Item == i && r.Outcome == "ok")),
+            DetectionBudget(h) + TimeSpan.FromSeconds(20), "every item of the next fire completes");
+        await h.AdvanceAsync(TimeSpan.FromSeconds(20));
+        Assert.All(Enumerable.Range(0, 9), i => Assert.Single(h.Log.For(next, Job), r => r.Item == i && r.Outcome == "ok"));
+        h.Log.AssertNoOverlap();
+    }
 }
