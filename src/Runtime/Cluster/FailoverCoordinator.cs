@@ -443,7 +443,7 @@ internal sealed class FailoverCoordinator
                     // The claim's own missed fire, not the one it was claimed with: a run of it that completed after all took it off.
                     if (advance && held.Content.MissedFireTime is { } missed)
                     {
-                        next = claim with { Flag = claim.Flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, claim.Flag.CrashedInstance, missed), MissedFireTime = null } };
+                        next = claim with { Flag = OnToMissedFire(item, claim.Flag, missed) };
                         operations.Add(new RegistryOp.SetData(_nodes.ItemFailover(item), JobNodeData.Encode(new ItemMarker(_instanceId, missed, next.Flag.TaskId)), held.Version));
                     }
                     else
@@ -517,7 +517,7 @@ internal sealed class FailoverCoordinator
             if (flag is not null && flag.FireTime == fireTime)
             {
                 operation = flag.MissedFireTime is { } missed && missed > fireTime
-                    ? new RegistryOp.SetData(path, JobNodeData.Encode(flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, flag.CrashedInstance, missed), MissedFireTime = null }), node!.Stat.Version)
+                    ? new RegistryOp.SetData(path, JobNodeData.Encode(OnToMissedFire(item, flag, missed)), node!.Stat.Version)
                     : new RegistryOp.Delete(path, node!.Stat.Version);
             }
             else if (flag is not null && flag.MissedFireTime == fireTime)
@@ -650,7 +650,7 @@ internal sealed class FailoverCoordinator
         }
         else if (flag.MissedFireTime is { } missed && missed > flag.FireTime)
         {
-            plan.Flag(item, new FailoverFlag(flag.CrashedInstance, missed, NeverStartedTaskId(item, flag.CrashedInstance, missed)));
+            plan.Flag(item, OnToMissedFire(item, flag, missed));
         }
     }
 
@@ -708,11 +708,16 @@ internal sealed class FailoverCoordinator
         var latest = OwedUntil(first) > OwedUntil(second) ? OwedUntil(first) : OwedUntil(second);
         if (earlier.MissedFireTime is { } missed && missed > earlier.FireTime && later.FireTime > earlier.FireTime && latest > missed)
         {
-            earlier = earlier with { FireTime = missed, TaskId = NeverStartedTaskId(item, earlier.CrashedInstance, missed) };
+            earlier = OnToMissedFire(item, earlier, missed);
         }
 
         return earlier with { MissedFireTime = latest > earlier.FireTime ? latest : null };
     }
+
+    /// <summary>The flag (or claim) moved on to its missed fire, which its crashed owner never started: that fire is its own now,
+    /// with nothing missed after it.</summary>
+    private FailoverFlag OnToMissedFire(int item, FailoverFlag flag, DateTimeOffset missed) =>
+        flag with { FireTime = missed, TaskId = NeverStartedTaskId(item, flag.CrashedInstance, missed), MissedFireTime = null };
 
     /// <summary>The latest fire a flag owes: its missed fire when it has one, else its own.</summary>
     private static DateTimeOffset OwedUntil(FailoverFlag flag) => flag.MissedFireTime is { } missed && missed > flag.FireTime ? missed : flag.FireTime;

@@ -188,7 +188,7 @@ internal sealed class ShardingCoordinator : IDisposable
     /// before the next fire <paramref name="nextFire"/>. A sharding written before <c>Until</c> is the one that fire ran on, or
     /// an earlier one.
     /// </summary>
-    public static (DateTimeOffset From, DateTimeOffset Until) ShardingWindow(DateTimeOffset fireTime, DateTimeOffset? nextFire)
+    private static (DateTimeOffset From, DateTimeOffset Until) ShardingWindow(DateTimeOffset fireTime, DateTimeOffset? nextFire)
     {
         var slack = nextFire is { } next ? TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(5).Ticks, (next - fireTime).Ticks / 2)) : TimeSpan.FromSeconds(5);
         return (fireTime - slack, nextFire is { } later ? later - slack : DateTimeOffset.MaxValue);
