@@ -154,7 +154,12 @@ internal sealed partial class JobRuntime
                 // Also with failover (whose departure handling keeps the markers and progress records, its evidence): the
                 // server records and trigger requests of the departed go now. Left to the periodic reconcile, one that met a
                 // registry outage kept them for another interval, after the faults had stopped.
-                Track(ClearLeftoversAsync(FailoverActive ? [] : departed)); // with failover the departure's own line says it left
+                if (!FailoverActive)
+                {
+                    JobLog.InstancesLeft(_logger, Name, string.Join(", ", departed)); // with failover, each departure's handling says it
+                }
+
+                Track(ClearLeftoversAsync());
             }
 
             if (_registered && !_view.Servers.ContainsKey(_context.ServerIp) && _registry.State == RegistryState.Connected)
@@ -392,15 +397,10 @@ internal sealed partial class JobRuntime
 
     /// <summary>The leader, when instances leave (and when it becomes the leader: departures seen while it was not, or while
     /// nobody led): what they left behind goes at once (see <see cref="ClearLeftoversOfDeadInstancesAsync"/>).</summary>
-    private async Task ClearLeftoversAsync(IReadOnlyList<string> departed)
+    private async Task ClearLeftoversAsync()
     {
         try
         {
-            if (departed.Count > 0)
-            {
-                JobLog.InstancesLeft(_logger, Name, string.Join(", ", departed));
-            }
-
             var live = await _registry.GetChildrenAsync(_nodes.Instances, cancellationToken: _stopping.Token).ConfigureAwait(false) ?? [];
             await ClearLeftoversOfDeadInstancesAsync(live, _resolved.Config, _stopping.Token).ConfigureAwait(false);
         }

@@ -249,7 +249,7 @@ internal sealed partial class JobRuntime : IAsyncDisposable
     {
         if (leader == _instanceId && _stopped == 0)
         {
-            Track(ClearLeftoversAsync([]));
+            Track(ClearLeftoversAsync());
         }
     }
 

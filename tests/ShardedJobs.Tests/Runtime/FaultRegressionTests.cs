@@ -701,18 +701,37 @@ public sealed class FaultRegressionTests : FailoverScenarios
         h.Log.AssertNoOverlap();
     }
 
+    /// <summary>
+    /// A cluster with a 2 s session timeout (a crash is handled before the fire after the interrupted one) and A alone, which
+    /// owns every item since the first fire's sharding, at half a second into the next fire: running its long (20 s) item 8.
+    /// </summary>
+    private static async Task<(TestCluster Cluster, TestNode A, DateTimeOffset Fire)> ALoneRunsALongItem8Async()
+    {
+        var h = new TestCluster(TimeSpan.FromSeconds(2));
+        try
+        {
+            var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15);
+            h.Script.Duration = shard => shard.Item == 8 && shard.FireTime == fire ? TimeSpan.FromSeconds(20) : Short;
+            var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
+            await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
+            Assert.Contains(h.Log.For(fire, Job), r => r.Item == 8 && r.Instance == "A" && r.Outcome is null);
+            return (h, a, fire);
+        }
+        catch
+        {
+            await h.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task A_departed_instance_s_claim_of_one_fire_waiting_behind_its_own_run_of_another_is_compensated_too()
     {
         // A short session timeout: A's crash is handled before the fire after the interrupted one, so exactly two fires are owed.
-        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var (h, a, fire) = await ALoneRunsALongItem8Async();
+        await using var cluster = h;
         var ct = TestContext.Current.CancellationToken;
         var nodes = new JobNodes(Job);
-        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15); // the first fire shards; A alone owns every item
-        h.Script.Duration = shard => shard.Item == 8 && shard.FireTime == fire ? TimeSpan.FromSeconds(20) : Short;
-        var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
-        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
-        Assert.Contains(h.Log.For(fire, Job), r => r.Item == 8 && r.Instance == "A" && r.Outcome is null);
 
         // Item 8 of an earlier fire waits for failover (left unfinished by an instance that is gone; written here directly —
         // in the simulator it was the fire of an instance that held every item before a re-sharding). A, busy with its own
@@ -742,14 +761,10 @@ public sealed class FaultRegressionTests : FailoverScenarios
     public async Task A_departure_that_joins_a_waiting_flag_with_a_missed_fire_of_its_own_keeps_that_missed_fire()
     {
         // A short session timeout: A's crash is handled before the fire after the interrupted one, so one fire of A's is owed.
-        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var (h, a, fire) = await ALoneRunsALongItem8Async();
+        await using var cluster = h;
         var ct = TestContext.Current.CancellationToken;
         var nodes = new JobNodes(Job);
-        var fire = h.NextFire(Cron) + TimeSpan.FromSeconds(15); // the first fire shards; A alone owns every item
-        h.Script.Duration = shard => shard.Item == 8 && shard.FireTime == fire ? TimeSpan.FromSeconds(20) : Short;
-        var a = await h.StartNodeAsync("A", [Define(failover: true, monitorExecution: true)], Configure);
-        await h.AdvanceToAsync(fire + TimeSpan.FromMilliseconds(500));
-        Assert.Contains(h.Log.For(fire, Job), r => r.Item == 8 && r.Instance == "A" && r.Outcome is null);
         // D, the claimant, cannot claim item 8 until A's departure is handled: the flag waits unclaimed until then.
         var claimsBlocked = 1;
         var d = await h.StartNodeAsync("D", [Define(failover: true, monitorExecution: true)], Configure);
