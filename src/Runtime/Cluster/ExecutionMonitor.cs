@@ -64,12 +64,13 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
     /// against <paramref name="generation"/> (the <c>sharding</c> node's version; -1 skips the check). <paramref name="isRunningHere"/>
     /// tells whether one of our own markers belongs to work still in flight here (otherwise it is a leftover and taken over).
     /// <paramref name="clearMisfire"/> lists items whose misfire flag this run consumes (a catch-up). A compensation passes
-    /// <paramref name="recordProgress"/> false: its fire is an old one, and the progress record must never move backwards.
+    /// <paramref name="compensation"/> true: its fire is an old one, so it writes no progress record (that must never move
+    /// backwards) and keeps the item node's record of a later start (see <see cref="LaterStartsAsync"/>).
     /// With <paramref name="onDeadOwner"/> (failover on), a marker of an instance that is gone is evidence: the callback hands
     /// it to the failover protocol first, instead of the marker being taken over.
     /// </summary>
     public async Task<StartResult> StartAsync(IReadOnlyList<int> items, ItemMarker marker, int generation, IReadOnlyCollection<int> clearMisfire,
-        Func<int, bool> isRunningHere, CancellationToken cancellationToken, bool recordProgress = true, Func<string, Task>? onDeadOwner = null)
+        Func<int, bool> isRunningHere, CancellationToken cancellationToken, bool compensation = false, Func<string, Task>? onDeadOwner = null)
     {
         if (items.Count == 0)
         {
@@ -84,6 +85,8 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
         var candidates = items.ToList();
         for (var attempt = 0; attempt < 4; attempt++)
         {
+            // Read on each attempt: a dead owner's marker handed to failover (below) may have joined the claim.
+            var laterStarts = compensation ? await LaterStartsAsync(candidates, marker.FireTime, cancellationToken).ConfigureAwait(false) : [];
             var operations = new List<RegistryOp>();
             var tokenAt = new List<(int Index, int Item)>(); // where each item's SetData is, to read its new version from the results
             if (generation >= 0)
@@ -99,9 +102,10 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 }
 
                 operations.Add(new RegistryOp.Create(_nodes.ItemRunning(item), data));
-                // The item node records the latest start (and its version, which every start bumps, is the fencing token).
+                // The item node records the latest fire started (and its version, which every start bumps, is the fencing
+                // token). A compensation of an older fire keeps the record of a later one: see LaterStartsAsync.
                 tokenAt.Add((operations.Count, item));
-                operations.Add(new RegistryOp.SetData(_nodes.Item(item), data));
+                operations.Add(new RegistryOp.SetData(_nodes.Item(item), laterStarts.TryGetValue(item, out var later) ? later : data));
             }
 
             foreach (var item in clearMisfire.Where(candidates.Contains))
@@ -109,7 +113,7 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
                 operations.Add(new RegistryOp.Delete(_nodes.ItemMisfire(item)));
             }
 
-            if (recordProgress)
+            if (!compensation)
             {
                 operations.Add(new RegistryOp.SetData(_nodes.Progress(_instanceId), JobNodeData.Encode(new InstanceProgress(marker.FireTime, marker.TaskId))));
             }
@@ -385,6 +389,38 @@ internal sealed class ExecutionMonitor : IAsyncDisposable
             ? isRunningHere(item)
             : await _registry.ExistsAsync(_nodes.Instance(marker.Instance), cancellationToken: cancellationToken).ConfigureAwait(false) is not null;
         return (item, ownerLive ? MarkerState.Busy : MarkerState.Stale, node.Stat.Version, marker.Instance, marker.FireTime);
+    }
+
+    /// <summary>
+    /// The item nodes' records of <paramref name="items"/> that name a fire later than <paramref name="fireTime"/>, which a
+    /// compensation of that older fire, starting now, keeps. Departure handling asks the record whether a gone owner's fire was
+    /// started: a compensation that overwrote it made a fire its owner had completed look never started when the owner then
+    /// crashed compensating, and that fire was handed on and ran twice. Not when the item's claim owes that later fire as its
+    /// missed one: that run was cut short, the compensation runs it next, and a record saying it was started would drop it.
+    /// </summary>
+    private async Task<Dictionary<int, byte[]>> LaterStartsAsync(IReadOnlyList<int> items, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var later = new Dictionary<int, byte[]>();
+        foreach (var item in items)
+        {
+            var path = _nodes.Item(item);
+            if (await _registry.GetAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false) is not { Data.Length: > 0 } node
+                || !JobNodeData.TryDecodeItemMarker(path, node.Data, out var last, out _) || last!.FireTime <= fireTime)
+            {
+                continue;
+            }
+
+            var claimPath = _nodes.ItemFailover(item);
+            if (await _registry.GetAsync(claimPath, cancellationToken: cancellationToken).ConfigureAwait(false) is { } claim
+                && JobNodeData.TryDecodeItemMarker(claimPath, claim.Data, out var owed, out _) && owed!.MissedFireTime >= last.FireTime)
+            {
+                continue;
+            }
+
+            later[item] = node.Data;
+        }
+
+        return later;
     }
 
     /// <summary>The fire <paramref name="instanceId"/> last started items for (its progress record); null without a readable one,

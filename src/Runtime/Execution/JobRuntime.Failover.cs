@@ -281,7 +281,7 @@ internal sealed partial class JobRuntime
         }
 
         var started = await _monitor.StartAsync([item], new ItemMarker(_instanceId, fireTime, taskId), generation: -1, clearMisfire: [],
-            IsHeldHere, token, recordProgress: false, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
+            IsHeldHere, token, compensation: true, onDeadOwner: owner => HandleDepartureAsync(owner)).ConfigureAwait(false);
         if (started.AssignmentChanged)
         {
             return CompensationStart.Retry; // the item's node is missing (the count is changing): look again shortly

@@ -899,4 +899,43 @@ public sealed class FaultRegressionTests : FailoverScenarios
         Assert.All(Enumerable.Range(0, 9), i => Assert.Single(h.Log.For(next, Job), r => r.Item == i && r.Outcome == "ok"));
         h.Log.AssertNoOverlap();
     }
+
+    [Fact]
+    public async Task A_crash_during_a_compensation_of_an_earlier_fire_does_not_hand_on_the_fire_the_owner_had_completed_on_schedule()
+    {
+        // A short session timeout: B's crash is handled before the next fire.
+        await using var h = new TestCluster(TimeSpan.FromSeconds(2));
+        var ct = TestContext.Current.CancellationToken;
+        var nodes = new JobNodes(Job);
+        var (a, b, c) = await StartThreeAsync(h, failover: true);
+        var fire = await InterruptedFireAsync(h, duration: _ => Short);
+        await h.RunUntilAsync(runs => Ended(runs, fire) == 9, TimeSpan.FromSeconds(3), "every item of the fire ends");
+        Assert.Single(h.Log.For(fire, Job), r => r.Item == 3 && r.Instance == "B" && r.Outcome == "ok");
+
+        // Item 3 of a fire before the cluster's first (so nobody here ran it) waits for failover, left unfinished by an instance
+        // that is gone (written here directly). Only B, which ran item 3 of the fire, can claim it (the others' claims are not
+        // sent); its compensation runs long.
+        var earlier = h.Log.Runs.Min(r => r.FireTime) - TimeSpan.FromSeconds(15);
+        var claimsBlocked = 1;
+        RegistryFault BlockClaims(string operation, string path) =>
+            Volatile.Read(ref claimsBlocked) == 1 && operation is "create" or "multi" && path == nodes.ItemFailover(3) ? RegistryFault.NotSent : RegistryFault.None;
+        a.Registry.Faults = BlockClaims;
+        c.Registry.Faults = BlockClaims;
+        h.Script.Duration = shard => shard.Item == 3 && shard.FireTime == earlier ? TimeSpan.FromSeconds(10) : Short;
+        await h.Observer.CreateWithParentsAsync(nodes.FailoverItem(3), JobNodeData.Encode(new FailoverFlag("Z", earlier, "z-task", h.Now)), cancellationToken: ct);
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 3 && r.FireTime == earlier && r.Instance == "B" && r.Outcome is null), TimeSpan.FromSeconds(5), "B compensates item 3 of the earlier fire");
+
+        // B crashes running it. Its start of the older fire had overwritten the item node's record of the latest start, so the
+        // departure handling's check of the fire A and C had last run on schedule found no start of it since, and flagged
+        // item 3 of it as never started by B: B's completed run of it ran a second time.
+        Volatile.Write(ref claimsBlocked, 0);
+        await h.CrashAsync(b);
+        Assert.True(h.Now + DetectionBudget(h) < fire + TimeSpan.FromSeconds(15), "B's departure is handled before the next fire");
+        await h.RunUntilAsync(runs => runs.Any(r => r.Item == 3 && r.FireTime == earlier && r.IsFailover && r.Instance != "B" && r.Outcome == "ok"),
+            DetectionBudget(h) + TimeSpan.FromSeconds(12), "item 3 of the earlier fire is compensated by a survivor");
+        await h.AdvanceToAsync(h.Now + TimeSpan.FromSeconds(5));
+        Assert.Single(h.Log.For(fire, Job), r => r.Item == 3 && r.Outcome == "ok");
+        Assert.DoesNotContain(h.Log.For(fire, Job), r => r.IsFailover);
+        h.Log.AssertNoOverlap();
+    }
 }
